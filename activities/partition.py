@@ -1,0 +1,198 @@
+"""run_partition on the local cluster: one MLflow partition run, one process.
+
+Safe to retry: the run is found by its key, the work dir is named from the key and emptied per
+attempt. Cancellation (or the node timeout) kills the whole process group and marks the run KILLED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from temporalio import activity
+
+from activities.errors import heartbeater, translate_errors
+from activities.tracking import Tracking, source_tags
+from parallels import naming, runner
+from parallels.errors import PartitionFailed, TransientError
+from parallels.mlproject import format_command
+from parallels.models import PartitionInput, PartitionResult
+
+KILL_GRACE_SECONDS = 5.0
+
+
+def _die_with_parent() -> None:
+    # Linux: the command dies with the worker, so a SIGKILLed worker leaves no orphan that a
+    # retry on another worker would race with.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class LocalPartitions:
+    def __init__(
+        self,
+        *,
+        tracking: Tracking,
+        tracking_uri: str,
+        work_dir: Path,
+        base_env: Mapping[str, str],
+        heartbeat_seconds: float = 5.0,
+        keep_workdirs: bool = False,
+    ) -> None:
+        self._tracking = tracking
+        self._tracking_uri = tracking_uri
+        self._work_dir = work_dir
+        self._base_env = dict(base_env)
+        self._beat = heartbeat_seconds
+        self._keep = keep_workdirs
+
+    @activity.defn(name="run_partition")
+    @translate_errors
+    async def run_partition(self, inp: PartitionInput) -> PartitionResult:
+        started = time.monotonic()
+        attempt = activity.info().attempt
+        run_id = await asyncio.to_thread(self._open_run, inp)
+        phase = ["fetching inputs"]
+        beat = heartbeater()
+        beating = asyncio.create_task(self._heartbeat(phase))
+        work = runner.WorkDir(self._work_dir / naming.safe_name(inp.key)).fresh()
+        log_path = work.logs / f"attempt-{attempt}.log"
+        status = "FAILED"
+        error: str | None = None
+        try:
+            manifest = await asyncio.to_thread(
+                runner.load_manifest, inp.manifest_uri, inp.digest, self._tracking_uri
+            )
+            n = await asyncio.to_thread(
+                runner.fetch_inputs,
+                manifest,
+                inp.index,
+                work.input,
+                self._tracking_uri,
+                beat,
+            )
+            command = format_command(
+                inp.entry_point,
+                inp.parameters,
+                auto={"input_dir": str(work.input), "output_dir": str(work.output)},
+            )
+            phase[0] = "running"
+            env = runner.child_env(
+                self._base_env,
+                python=inp.env.python,
+                tracking_uri=self._tracking_uri,
+                run_id=run_id,
+                experiment_id=inp.experiment_id,
+                work=work,
+                index=inp.index,
+                count=inp.count,
+            )
+            activity.logger.info("partition %s: %d input files, running: %s", inp.key, n, command)
+            code = await self._run_command(command, Path(inp.env.source_dir), env, log_path)
+            phase[0] = "uploading outputs"
+            await asyncio.to_thread(runner.upload, self._tracking.client, run_id, work, outputs=code == 0)
+            if code != 0:
+                error = f"partition {inp.index} {runner.describe_exit(code)}"
+                tail = runner.log_tail(log_path)
+                raise PartitionFailed(error + (f"; last output:\n{tail}" if tail else ""), code)
+            status = "FINISHED"
+        except asyncio.CancelledError:
+            details = activity.cancellation_details()
+            timed_out = details is not None and details.timed_out
+            status = "FAILED" if timed_out else "KILLED"
+            error = "timed out" if timed_out else "cancelled"
+            raise
+        except Exception as e:
+            error = error or str(e)
+            raise
+        finally:
+            beating.cancel()
+            await asyncio.shield(self._finish(run_id, work, status, error, time.monotonic() - started))
+        return PartitionResult(
+            index=inp.index, run_id=run_id, exit_code=0, seconds=time.monotonic() - started
+        )
+
+    def _open_run(self, inp: PartitionInput) -> str:
+        tags = {
+            "parallels.dag": inp.dag_name,
+            "parallels.node": inp.node_id,
+            "parallels.partition": str(inp.index),
+            "parallels.partition_count": str(inp.count),
+            "parallels.workflow_id": inp.workflow_id,
+            "parallels.kind": "partition",
+            "parallels.env": inp.env.env_id,
+            **source_tags(inp.project, inp.entry_point.name),
+        }
+        try:
+            run_id = self._tracking.ensure_run(
+                inp.experiment_id, inp.key, f"{inp.node_id}-{inp.index}", tags, inp.node_run_id
+            )
+            self._tracking.log_params(run_id, inp.parameters)
+        except Exception as e:
+            raise TransientError(f"MLflow: cannot open the partition run: {e}") from e
+        return run_id
+
+    async def _run_command(
+        self, command: str, cwd: Path, env: dict[str, str], log_path: Path
+    ) -> int:
+        with log_path.open("ab") as log:
+            proc = await asyncio.create_subprocess_exec(
+                "/bin/bash",
+                "-c",
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+            try:
+                return await proc.wait()
+            except asyncio.CancelledError:
+                await _kill_group(proc)
+                raise
+
+    async def _heartbeat(self, phase: list[str]) -> None:
+        while True:
+            activity.heartbeat(phase[0])
+            await asyncio.sleep(self._beat)
+
+    async def _finish(
+        self, run_id: str, work: runner.WorkDir, status: str, error: str | None, seconds: float
+    ) -> None:
+        def close() -> None:
+            if status != "FINISHED":
+                # Logs of a failed or killed attempt are what the user needs first.
+                with contextlib.suppress(Exception):
+                    runner.upload(self._tracking.client, run_id, work, outputs=False)
+            self._tracking.close(run_id, status, {"duration_seconds": seconds}, error)
+            if status == "FINISHED" and not self._keep:
+                shutil.rmtree(work.root, ignore_errors=True)
+
+        try:
+            await asyncio.to_thread(close)
+        except Exception as e:  # closing is best effort; the workflow still sees the outcome
+            activity.logger.warning("could not close partition run %s: %s", run_id, e)
+
+
+async def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), KILL_GRACE_SECONDS)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+    # Children that left the group's leader behind still share the group id.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,183 @@
+"""Inputs and outputs of workflows and activities: one module shared by every layer.
+
+Plain pydantic models, so `temporal workflow start --input '{json}'` can build them and the
+API returns them as they are. Nothing here is large: file lists travel by artifact URI.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from parallels.mlproject import EntryPointSpec, ProjectSpec
+from parallels.spec import EnvManager, NodeInput, NodeSpec, RunStatus, Scalar
+
+MlflowStatus = Literal["FINISHED", "FAILED", "KILLED"]
+
+
+class DagRunInput(BaseModel):
+    # Raw on purpose: a spec that fails validation must fail the workflow with a readable
+    # error, not fail the workflow task (which Temporal retries forever).
+    spec: dict[str, Any]
+    parameters: dict[str, Scalar] = Field(default_factory=dict)
+    run_name: str | None = None
+    template_version: int | None = None
+    owner: str | None = None
+
+
+class ResolvedProject(BaseModel):
+    uri: str
+    version: str | None
+    subdirectory: str
+    commit: str
+    project: ProjectSpec
+
+
+class ResolveInput(BaseModel):
+    uri: str
+    version: str | None = None
+    subdirectory: str = ""
+
+
+class OpenDagRunInput(BaseModel):
+    key: str
+    workflow_id: str
+    experiment_name: str
+    run_name: str
+    dag_name: str
+    dag_version: int | None
+    owner: str | None
+    parameters: dict[str, Scalar]
+    spec: dict[str, Any]
+
+
+class OpenRunResult(BaseModel):
+    run_id: str
+    experiment_id: str
+
+
+class OpenNodeRunInput(BaseModel):
+    key: str
+    workflow_id: str
+    experiment_id: str
+    parent_run_id: str
+    dag_name: str
+    node_id: str
+    project: ResolvedProject
+    entry_point: str
+    parameters: dict[str, Scalar]
+
+
+class CloseRunInput(BaseModel):
+    run_id: str
+    status: MlflowStatus
+    metrics: dict[str, float] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class PrepareEnvInput(BaseModel):
+    project: ResolvedProject
+    env_manager: EnvManager
+
+
+class PreparedEnv(BaseModel):
+    source_dir: str  # the project directory (subdirectory applied) on the worker's machine
+    python: str  # interpreter that runs the entry point
+    env_id: str  # "local" or the content hash of the environment spec
+
+
+class PlanInput(BaseModel):
+    node_run_id: str
+    node_id: str
+    inputs: list[NodeInput]
+    upstream_roots: dict[str, list[str]]  # upstream node id -> artifact URIs of its output
+    parallelism: int
+
+
+class PlanResult(BaseModel):
+    manifest_uri: str
+    digest: str
+    partitions: int
+    files: int
+    bytes: int
+
+
+class PartitionInput(BaseModel):
+    key: str
+    workflow_id: str
+    experiment_id: str
+    node_run_id: str
+    dag_name: str
+    node_id: str
+    index: int
+    count: int
+    manifest_uri: str
+    digest: str
+    project: ResolvedProject
+    entry_point: EntryPointSpec
+    parameters: dict[str, Scalar]
+    env: PreparedEnv
+
+
+class PartitionResult(BaseModel):
+    index: int
+    run_id: str
+    exit_code: int
+    seconds: float
+
+
+class NodeRunInput(BaseModel):
+    dag_key: str
+    dag_workflow_id: str
+    dag_name: str
+    experiment_id: str
+    dag_run_id: str
+    node: NodeSpec
+    project: ResolvedProject
+    parameters: dict[str, Scalar]
+    upstream_roots: dict[str, list[str]]
+    max_in_flight: int = 200
+
+
+class NodeResult(BaseModel):
+    node_id: str
+    status: RunStatus
+    node_run_id: str | None = None
+    partitions: int = 0
+    partition_run_ids: list[str] = Field(default_factory=list)
+    output_roots: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
+class PartitionUpdate(BaseModel):
+    """Signal from a node workflow to its DAG workflow: partition states that changed."""
+
+    node_id: str
+    total: int
+    changes: dict[int, RunStatus]
+
+
+class NodeProgress(BaseModel):
+    state: RunStatus = "pending"
+    node_run_id: str | None = None
+    partitions: list[RunStatus] = Field(default_factory=list)
+    error: str | None = None
+
+
+class DagProgress(BaseModel):
+    dag: str
+    status: RunStatus
+    mlflow_run_id: str | None = None
+    experiment_id: str | None = None
+    nodes: dict[str, NodeProgress]
+    error: str | None = None
+
+
+class DagRunResult(BaseModel):
+    dag: str
+    status: RunStatus
+    mlflow_run_id: str | None
+    experiment_id: str | None
+    nodes: dict[str, NodeResult]
+    error: str | None = None

@@ -1,0 +1,51 @@
+"""Settings, read once at each process's edge (CLI, worker, API factory) and passed down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from parallels.naming import CONTROL_QUEUE
+
+
+def _default_slots() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARALLELS_", extra="ignore")
+
+    #: Where the embedded stack keeps its databases, artifacts, caches and work dirs.
+    state_dir: Path = Field(default_factory=lambda: Path.cwd() / ".parallels")
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    mlflow_port: int = 5000
+    task_queue: str = CONTROL_QUEUE
+    #: Concurrent local partitions per worker (default: the number of cores).
+    local_slots: int = Field(default_factory=_default_slots, ge=1)
+    #: Upper bound on a node's `parallelism`.
+    max_parallelism: int = Field(default=1000, ge=1)
+    #: Partition activities a node workflow keeps in flight at once.
+    max_in_flight: int = Field(default=200, ge=1, le=1000)
+    #: Seconds between heartbeats of a running partition.
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    #: Keep partition work directories after success (they are always kept after a failure).
+    keep_workdirs: bool = False
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.state_dir / "cache"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.state_dir / "work"
+
+    @property
+    def temporal_ui_url(self) -> str:
+        host = self.temporal_address.rsplit(":", 1)[0]
+        return f"http://{host}:{self.temporal_ui_port}"

@@ -1,0 +1,205 @@
+"""The embedded stack: a Temporal dev server and an MLflow server as local child processes.
+
+Used by `parallels up` / `parallels demo` and by the test suite, so tests run on the same parts
+users do. State (Temporal database, MLflow database and artifacts) lives under one directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def _bin(name: str) -> str:
+    # Prefer the binary installed next to this interpreter (the venv), then PATH.
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise StackError(f"'{name}' not found: install the project (pip install -e .)")
+    return found
+
+
+class _Process:
+    def __init__(self, name: str, cmd: list[str], log_path: Path, env: dict[str, str]) -> None:
+        self.name = name
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_path.open("ab")
+        self.log_path = log_path
+        self.proc = subprocess.Popen(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+    def tail(self, n: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+def _wait(check: object, proc: _Process, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise StackError(f"{proc.name} exited at start:\n{proc.tail()}")
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise StackError(f"{proc.name} not ready after {timeout:.0f}s:\n{proc.tail()}")
+
+
+class TemporalDevServer:
+    def __init__(
+        self, state_dir: Path, port: int, ui_port: int, *, ui: bool = True, persist: bool = True
+    ) -> None:
+        self.state_dir, self.port, self.ui_port, self.ui, self.persist = (
+            state_dir, port, ui_port, ui, persist,
+        )
+        self._p: _Process | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> None:
+        cmd = [
+            _bin("temporal"), "server", "start-dev",
+            "--ip", "127.0.0.1", "--port", str(self.port),
+            "--ui-port", str(self.ui_port), "--ui-disable-news-fetch", "--log-level", "warn",
+            "--search-attribute", "ParallelsDag=Keyword",
+            "--search-attribute", "MlflowRunId=Keyword",
+        ]  # fmt: skip
+        if not self.ui:
+            cmd.append("--headless")
+        if self.persist:
+            cmd += ["--db-filename", str(self.state_dir / "temporal.db")]
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._p = _Process("temporal dev server", cmd, self.state_dir / "temporal.log", dict(os.environ))
+        _wait(lambda: port_open(self.port), self._p, timeout)
+
+    def stop(self) -> None:
+        if self._p:
+            self._p.stop()
+
+    def kill(self) -> None:
+        if self._p and self._p.alive():
+            os.killpg(self._p.proc.pid, signal.SIGKILL)
+            self._p.proc.wait()
+
+
+class MlflowServer:
+    def __init__(self, state_dir: Path, port: int) -> None:
+        self.state_dir, self.port = state_dir, port
+        self._p: _Process | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> None:
+        root = self.state_dir.resolve()
+        (root / "mlflow-artifacts").mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        # Without this MLflow 3 also starts job-runner processes (~1.7 GB) we do not use.
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        cmd = [
+            _bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
+            "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--default-artifact-root", str(root / "mlflow-artifacts"),
+        ]  # fmt: skip
+        self._p = _Process("mlflow server", cmd, root / "mlflow.log", env)
+        _wait(self._healthy, self._p, timeout)
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.uri}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self._p:
+            self._p.stop()
+
+
+class EmbeddedServers:
+    """Temporal + MLflow servers for one state dir; a context manager that cleans up."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        temporal_port: int,
+        ui_port: int,
+        mlflow_port: int,
+        ui: bool = True,
+    ) -> None:
+        self.temporal = TemporalDevServer(state_dir / "temporal", temporal_port, ui_port, ui=ui)
+        self.mlflow = MlflowServer(state_dir / "mlflow", mlflow_port)
+
+    def __enter__(self) -> EmbeddedServers:
+        busy = [p for p in (self.temporal.port, self.mlflow.port) if port_open(p)]
+        if busy:
+            raise StackError(
+                f"port(s) {', '.join(map(str, busy))} already in use: is `parallels up` already "
+                "running? Set PARALLELS_TEMPORAL_ADDRESS / PARALLELS_MLFLOW_PORT to use others"
+            )
+        try:
+            self.temporal.start()
+            self.mlflow.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.mlflow.stop()
+        self.temporal.stop()

@@ -1,0 +1,118 @@
+"""Composition root: the only place where clients, activities and workers are wired together.
+
+One process serves the control task queue (`parallels`: DAG/node workflows and bookkeeping) and
+the task queue of each cluster it runs (`parallels-local`: environments and partitions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+
+from mlflow.tracking import MlflowClient
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.environment import Environments
+from activities.git_source import GitSources
+from activities.partition import LocalPartitions
+from activities.planning import Planner
+from activities.tracking import Tracking, TrackingActivities
+from parallels import naming
+from parallels.settings import Settings
+from parallels.temporal import connect, ensure_search_attributes
+from workflows import WORKFLOWS
+
+log = logging.getLogger(__name__)
+
+
+def build_workers(
+    client: Client,
+    settings: Settings,
+    *,
+    task_queue: str | None = None,
+    clusters: Sequence[str] = ("local",),
+    control: bool = True,
+) -> list[Worker]:
+    queue = task_queue or settings.task_queue
+    # MLflow prints a "View run" line per closed run; in a worker that is noise.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    mlflow_client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    tracking = Tracking(mlflow_client)
+    sources = GitSources(settings.cache_dir)
+    workers: list[Worker] = []
+    if control:
+        bookkeeping = TrackingActivities(tracking)
+        planner = Planner(mlflow_client, settings.mlflow_tracking_uri)
+        workers.append(
+            Worker(
+                client,
+                task_queue=queue,
+                workflows=WORKFLOWS,
+                activities=[
+                    sources.resolve_project,
+                    bookkeeping.open_dag_run,
+                    bookkeeping.open_node_run,
+                    bookkeeping.close_run,
+                    planner.plan_partitions,
+                ],
+                max_heartbeat_throttle_interval=timedelta(seconds=2),
+                default_heartbeat_throttle_interval=timedelta(seconds=2),
+            )
+        )
+    for cluster in clusters:
+        if cluster != "local":
+            raise ValueError(f"cluster '{cluster}': only the built-in 'local' cluster exists yet")
+        partitions = LocalPartitions(
+            tracking=tracking,
+            tracking_uri=settings.mlflow_tracking_uri,
+            work_dir=settings.work_dir,
+            base_env=os.environ,  # the partition processes inherit the worker's environment
+            heartbeat_seconds=settings.heartbeat_seconds,
+            keep_workdirs=settings.keep_workdirs,
+        )
+        envs = Environments(settings.cache_dir, sources)
+        workers.append(
+            Worker(
+                client,
+                task_queue=naming.cluster_queue(queue, cluster),
+                activities=[envs.prepare_environment, partitions.run_partition],
+                # Environment builds share the slots with partitions, plus one so a node's
+                # environment is never stuck behind the partitions of another node.
+                max_concurrent_activities=settings.local_slots + 1,
+                max_heartbeat_throttle_interval=timedelta(seconds=2),
+                default_heartbeat_throttle_interval=timedelta(seconds=2),
+                graceful_shutdown_timeout=timedelta(seconds=10),
+            )
+        )
+    return workers
+
+
+async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    client = await connect(settings.temporal_address, settings.temporal_namespace)
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    workers = build_workers(client, settings)
+    log.info("worker polling %s", ", ".join(w.task_queue for w in workers))
+    stop = stop or asyncio.Event()
+    async with running(workers):
+        await stop.wait()
+
+
+@contextlib.asynccontextmanager
+async def running(workers: Sequence[Worker]) -> AsyncIterator[None]:
+    """Run several workers at once; leaving shuts them all down gracefully."""
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        yield
+    finally:
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run(Settings()))

@@ -1,0 +1,277 @@
+"""DagRunWorkflow: one durable run of a DAG template.
+
+validate -> resolve git refs -> open the MLflow parent run -> start each node (a NodeWorkflow
+child) as soon as its dependencies succeed -> close the parent run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from parallels import naming, scheduling
+    from parallels.errors import SpecInvalid
+    from parallels.mlproject import check_parameters
+    from parallels.models import (
+        CloseRunInput,
+        DagProgress,
+        DagRunInput,
+        DagRunResult,
+        NodeProgress,
+        NodeResult,
+        NodeRunInput,
+        OpenDagRunInput,
+        OpenRunResult,
+        PartitionUpdate,
+        ResolvedProject,
+        ResolveInput,
+    )
+    from parallels.spec import DagSpec, RunStatus
+    from parallels.validation import apply_overrides, load_spec, resolve_parameters
+    from workflows.node import BOOKKEEPING, NodeWorkflow, error_message
+
+DAG_ATTR = SearchAttributeKey.for_keyword("ParallelsDag")
+MLFLOW_RUN_ATTR = SearchAttributeKey.for_keyword("MlflowRunId")
+SEARCH_ATTRIBUTES = (DAG_ATTR, MLFLOW_RUN_ATTR)
+
+_RESOLVE = {
+    "start_to_close_timeout": timedelta(minutes=10),
+    "heartbeat_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=20)),
+}
+
+
+@workflow.defn(name="DagRunWorkflow")
+class DagRunWorkflow:
+    def __init__(self) -> None:
+        self._progress = DagProgress(dag="", status="pending", nodes={})
+
+    @workflow.query
+    def progress(self) -> DagProgress:
+        return self._progress
+
+    @workflow.signal
+    def partition_update(self, update: PartitionUpdate) -> None:
+        node = self._progress.nodes.get(update.node_id)
+        if node is None:
+            return
+        if len(node.partitions) != update.total:
+            node.partitions = ["pending"] * update.total
+        for i, state in update.changes.items():
+            if 0 <= i < update.total:
+                node.partitions[i] = state
+
+    @workflow.run
+    async def run(self, inp: DagRunInput) -> DagRunResult:
+        spec = self._validate(inp)
+        self._progress = DagProgress(
+            dag=spec.name, status="running", nodes={n.id: NodeProgress() for n in spec.nodes}
+        )
+        workflow.upsert_search_attributes([DAG_ATTR.value_set(spec.name)])
+        info = workflow.info()
+        key = naming.dag_key(info.workflow_id, info.first_execution_run_id)
+
+        projects = await self._resolve(spec)
+        self._check_parameters(spec, projects)
+
+        opened: OpenRunResult = await workflow.execute_activity(
+            "open_dag_run",
+            OpenDagRunInput(
+                key=key,
+                workflow_id=info.workflow_id,
+                experiment_name=spec.experiment_name,
+                run_name=inp.run_name or spec.name,
+                dag_name=spec.name,
+                dag_version=inp.template_version,
+                owner=inp.owner,
+                parameters=spec.parameters,
+                spec=inp.spec,
+            ),
+            result_type=OpenRunResult,
+            **BOOKKEEPING,  # type: ignore[arg-type]
+        )
+        self._progress.mlflow_run_id = opened.run_id
+        self._progress.experiment_id = opened.experiment_id
+        workflow.upsert_search_attributes([MLFLOW_RUN_ATTR.value_set(opened.run_id)])
+
+        results: dict[str, NodeResult] = {}
+        try:
+            await self._schedule(spec, key, opened, projects, results)
+        except asyncio.CancelledError:
+            self._progress.status = "cancelled"
+            await self._close(opened.run_id, "KILLED", "cancelled")
+            raise
+        states = {n: p.state for n, p in self._progress.nodes.items()}
+        status = scheduling.dag_status(states)
+        error = next((r.error for r in results.values() if r.status == "failed"), None)
+        self._progress.status = status
+        self._progress.error = error
+        await self._close(opened.run_id, "FINISHED" if status == "succeeded" else "FAILED", error)
+        result = DagRunResult(
+            dag=spec.name,
+            status=status,
+            mlflow_run_id=opened.run_id,
+            experiment_id=opened.experiment_id,
+            nodes=results,
+            error=error,
+        )
+        if status != "succeeded":
+            raise ApplicationError(
+                f"DAG '{spec.name}' {status}: {error}", result, type="DagFailed", non_retryable=True
+            )
+        return result
+
+    def _validate(self, inp: DagRunInput) -> DagSpec:
+        try:
+            return apply_overrides(load_spec(inp.spec), inp.parameters)
+        except SpecInvalid as e:
+            self._progress.status = "failed"
+            self._progress.error = str(e)
+            raise ApplicationError(str(e), type="SpecInvalid", non_retryable=True) from None
+
+    async def _resolve(self, spec: DagSpec) -> dict[str, ResolvedProject]:
+        """Resolve every distinct project ref once; the commits are recorded in history."""
+        refs = {
+            n.id: ResolveInput(
+                uri=n.project.uri, version=n.project.version, subdirectory=n.project.subdirectory
+            )
+            for n in spec.nodes
+        }
+        unique = list({r.model_dump_json(): r for r in refs.values()}.values())
+        try:
+            resolved = await asyncio.gather(
+                *(
+                    workflow.execute_activity(
+                        "resolve_project", r, result_type=ResolvedProject, **_RESOLVE
+                    )
+                    for r in unique
+                )
+            )
+        except Exception as e:
+            self._fail(error_message(e))
+        by_ref = {r.model_dump_json(): p for r, p in zip(unique, resolved, strict=True)}
+        return {node: by_ref[r.model_dump_json()] for node, r in refs.items()}
+
+    def _check_parameters(self, spec: DagSpec, projects: dict[str, ResolvedProject]) -> None:
+        problems: list[str] = []
+        for i, node in enumerate(spec.nodes):
+            project = projects[node.id].project
+            try:
+                ep = project.entry_point(node.entry_point)
+            except Exception as e:
+                problems.append(f"nodes[{i}].entry_point: {e}")
+                continue
+            params = resolve_parameters(node, spec.parameters)
+            problems.extend(f"nodes[{i}].parameters: {p}" for p in check_parameters(ep, params))
+        if problems:
+            self._fail("invalid DAG run:\n" + "\n".join(f"  {p}" for p in problems))
+
+    def _fail(self, message: str) -> None:
+        self._progress.status = "failed"
+        self._progress.error = message
+        raise ApplicationError(message, type="DagInvalid", non_retryable=True)
+
+    async def _schedule(
+        self,
+        spec: DagSpec,
+        key: str,
+        opened: OpenRunResult,
+        projects: dict[str, ResolvedProject],
+        results: dict[str, NodeResult],
+    ) -> None:
+        deps = scheduling.dependencies(spec)
+        nodes = self._progress.nodes
+        running: dict[str, asyncio.Task[NodeResult]] = {}
+        stopping = False
+        try:
+            while True:
+                states: dict[str, RunStatus] = {n: p.state for n, p in nodes.items()}
+                for n in scheduling.blocked_nodes(deps, states):
+                    nodes[n].state = "skipped"
+                    results[n] = NodeResult(node_id=n, status="skipped")
+                if not stopping:
+                    for n in scheduling.ready_nodes(deps, states):
+                        nodes[n].state = "running"
+                        running[n] = asyncio.create_task(
+                            self._run_node(spec, n, key, opened, projects[n], results)
+                        )
+                if not running:
+                    return
+                await workflow.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+                for n, task in list(running.items()):
+                    if not task.done():
+                        continue
+                    del running[n]
+                    res = task.result()
+                    results[n] = res
+                    nodes[n].state = res.status
+                    nodes[n].error = res.error
+                    if res.status == "failed" and spec.fail_fast and not stopping:
+                        stopping = True
+                        for other in running.values():
+                            other.cancel()
+                if stopping:
+                    for n, p in nodes.items():
+                        if p.state == "pending":
+                            p.state = "skipped"
+                            results[n] = NodeResult(node_id=n, status="skipped")
+        except asyncio.CancelledError:
+            for task in running.values():
+                task.cancel()
+            done = await asyncio.gather(*running.values(), return_exceptions=True)
+            for n, res in zip(list(running), done, strict=True):
+                nodes[n].state = res.status if isinstance(res, NodeResult) else "cancelled"
+            raise
+
+    async def _run_node(
+        self,
+        spec: DagSpec,
+        node_id: str,
+        key: str,
+        opened: OpenRunResult,
+        project: ResolvedProject,
+        results: dict[str, NodeResult],
+    ) -> NodeResult:
+        node = spec.node(node_id)
+        progress = self._progress.nodes[node_id]
+        upstream = {u: results[u].output_roots for u in node.upstream()}
+        try:
+            res = await workflow.execute_child_workflow(
+                NodeWorkflow.run,
+                NodeRunInput(
+                    dag_key=key,
+                    dag_workflow_id=workflow.info().workflow_id,
+                    dag_name=spec.name,
+                    experiment_id=opened.experiment_id,
+                    dag_run_id=opened.run_id,
+                    node=node,
+                    project=project,
+                    parameters=resolve_parameters(node, spec.parameters),
+                    upstream_roots=upstream,
+                ),
+                id=naming.node_workflow_id(workflow.info().workflow_id, node_id),
+            )
+        except asyncio.CancelledError:
+            return NodeResult(node_id=node_id, status="cancelled", node_run_id=progress.node_run_id)
+        except ChildWorkflowError as e:
+            details = getattr(e.cause, "details", None) or ()
+            if details and isinstance(details[0], dict):
+                failed = NodeResult.model_validate(details[0])
+                return failed.model_copy(update={"status": "failed"})
+            if isinstance(e.cause, asyncio.CancelledError) or "cancel" in type(e.cause).__name__.lower():
+                return NodeResult(node_id=node_id, status="cancelled")
+            return NodeResult(node_id=node_id, status="failed", error=error_message(e))
+        progress.node_run_id = res.node_run_id
+        return res
+
+    async def _close(self, run_id: str, status: str, error: str | None) -> None:
+        await workflow.execute_activity(
+            "close_run",
+            CloseRunInput(run_id=run_id, status=status, error=error),  # type: ignore[arg-type]
+            **BOOKKEEPING,  # type: ignore[arg-type]
+        )
