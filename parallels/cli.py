@@ -1,0 +1,279 @@
+"""The `parallels` command: embedded stack, worker, demo, and DAG files from a terminal.
+
+This is a process edge: settings are read here once and passed down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from parallels.errors import ParallelsError, SpecInvalid
+from parallels.settings import Settings
+from parallels.spec import Scalar
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+dag_app = typer.Typer(no_args_is_help=True, help="Validate DAG files.")
+app.add_typer(dag_app, name="dag")
+console = Console()
+err = Console(stderr=True)
+
+EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "batch_inference"
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _load_file(path: Path, settings: Settings) -> dict[str, Any]:
+    """Read, localize and validate a DAG file; exits 2 with every problem on bad input."""
+    from parallels.localize import localize
+    from parallels.validation import load_spec, parse_document
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        err.print(f"[red]cannot read {path}: {e.strerror}[/]")
+        raise typer.Exit(2) from e
+    try:
+        doc = parse_document(data)
+        if not isinstance(doc, dict):
+            load_spec(data)  # raises the canonical "must be a mapping" problem
+        load_spec(doc, max_parallelism=settings.max_parallelism)
+        return localize(doc, path.resolve().parent)
+    except SpecInvalid as e:
+        err.print(f"[red]{path}: invalid DAG spec[/]")
+        for p in e.problems:
+            err.print(f"  {p}")
+        raise typer.Exit(2) from e
+    except ParallelsError as e:
+        err.print(f"[red]{path}: {e}[/]")
+        raise typer.Exit(2) from e
+
+
+def _parse_params(items: list[str]) -> dict[str, Scalar]:
+    out: dict[str, Scalar] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            err.print(f"[red]parameter '{item}' must look like name=value[/]")
+            raise typer.Exit(2)
+        try:
+            parsed = json.loads(value)
+            out[key] = parsed if isinstance(parsed, str | int | float | bool) else value
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+@dag_app.command("validate")
+def dag_validate(file: Path) -> None:
+    """Check a DAG file (YAML or JSON) and print every problem with its path."""
+    spec = _load_file(file, Settings())
+    console.print(f"[green]{file}: valid[/] ({len(spec['nodes'])} nodes)")
+
+
+@contextlib.asynccontextmanager
+async def _embedded(settings: Settings, *, ui: bool = True) -> AsyncIterator[Settings]:
+    """Temporal dev server + MLflow server + a worker, all under settings.state_dir."""
+    import worker
+    from parallels.stack import EmbeddedServers
+    from parallels.temporal import connect, ensure_search_attributes
+
+    port = int(settings.temporal_address.rsplit(":", 1)[1])
+    servers = EmbeddedServers(
+        settings.state_dir,
+        temporal_port=port,
+        ui_port=settings.temporal_ui_port,
+        mlflow_port=settings.mlflow_port,
+        ui=ui,
+    )
+    with console.status("starting Temporal dev server and MLflow server..."):
+        await asyncio.to_thread(servers.__enter__)
+    try:
+        effective = settings.model_copy(update={"mlflow_tracking_uri": servers.mlflow.uri})
+        client = await connect(effective.temporal_address, effective.temporal_namespace)
+        await ensure_search_attributes(client, effective.temporal_namespace)
+        async with worker.running(worker.build_workers(client, effective)):
+            yield effective
+    finally:
+        await asyncio.to_thread(servers.stop)
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@app.command()
+def up(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Start the embedded stack (Temporal, MLflow, a worker) until Ctrl-C."""
+    _setup_logging(verbose)
+    settings = Settings()
+
+    async def main() -> None:
+        async with _embedded(settings) as s:
+            console.print(f"Temporal  {s.temporal_address}  console: {s.temporal_ui_url}")
+            console.print(f"MLflow    {s.mlflow_tracking_uri}")
+            console.print(f"state     {s.state_dir}")
+            console.print("worker    polling 'parallels' and 'parallels-local'; Ctrl-C stops")
+            await _until_interrupted()
+            console.print("stopping...")
+
+    _run(main())
+
+
+@app.command("worker")
+def worker_cmd(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Run a worker against the configured Temporal and MLflow until Ctrl-C."""
+    _setup_logging(verbose)
+    import worker
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await worker.run(Settings(), stop)
+
+    _run(main())
+
+
+@app.command()
+def run(
+    file: Path,
+    param: Annotated[list[str], typer.Option("--param", "-p", help="name=value")] = [],  # noqa: B006
+    name: Annotated[str | None, typer.Option(help="MLflow run name")] = None,
+    watch: Annotated[bool, typer.Option(help="follow progress until the run ends")] = True,
+) -> None:
+    """Start a DAG file on the configured Temporal (a worker must be running)."""
+    settings = Settings()
+    doc = _load_file(file, settings)
+    params = _parse_params(param)
+
+    async def main() -> int:
+        from parallels import watch as w
+        from parallels.temporal import connect
+
+        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        handle = await w.start_dag(
+            client, doc, task_queue=settings.task_queue, parameters=params, run_name=name
+        )
+        console.print(f"started {handle.id}")
+        if not watch:
+            return 0
+        result, _, error = await w.watch(handle, console)
+        return _summarize(settings, result, error)
+
+    raise typer.Exit(_run(main()))
+
+
+@app.command()
+def demo(
+    keep_up: Annotated[
+        bool, typer.Option(help="keep the stack running after the demo, until Ctrl-C")
+    ] = False,
+    images: Annotated[int, typer.Option(help="how many images to classify")] = 400,
+) -> None:
+    """Run the example batch-inference DAG end to end on the embedded stack."""
+    from parallels.localize import localize, snapshot_repo
+    from parallels.validation import parse_document
+
+    settings = Settings()
+    if not (EXAMPLE_DIR / "dag.yaml").exists():
+        err.print(f"[red]example not found at {EXAMPLE_DIR}: run from a source checkout[/]")
+        raise typer.Exit(2)
+
+    async def main() -> int:
+        from parallels import watch as w
+
+        repo = settings.state_dir / "example-repo"
+        commit = await asyncio.to_thread(snapshot_repo, EXAMPLE_DIR, repo)
+        doc = localize(parse_document((repo / "dag.yaml").read_bytes()), repo)
+        console.print(f"example projects committed to {repo} at {commit[:12]}")
+        async with _embedded(settings) as s:
+            console.print(f"Temporal console: {s.temporal_ui_url}   MLflow: {s.mlflow_tracking_uri}")
+            from parallels.temporal import connect
+
+            client = await connect(s.temporal_address, s.temporal_namespace)
+            handle = await w.start_dag(
+                client, doc, task_queue=s.task_queue, parameters={"images": images}
+            )
+            console.print(
+                f"started {handle.id}: "
+                f"{s.temporal_ui_url}/namespaces/{s.temporal_namespace}/workflows/{handle.id}"
+            )
+            result, _, error = await w.watch(handle, console)
+            code = _summarize(s, result, error)
+            if code == 0 and result is not None:
+                _print_summary_json(s, result)
+            if keep_up:
+                console.print("stack still running for you to explore; Ctrl-C stops it")
+                await _until_interrupted()
+            return code
+
+    raise typer.Exit(_run(main()))
+
+
+def _summarize(settings: Settings, result: Any, error: str | None) -> int:
+    if result is None:
+        err.print(f"[red]run failed:[/] {error}")
+        return 1
+    base = settings.mlflow_tracking_uri.rstrip("/")
+    exp = result.experiment_id
+    console.print(f"\n[green]succeeded[/]  MLflow run: {base}/#/experiments/{exp}/runs/{result.mlflow_run_id}")
+    for node_id, node in result.nodes.items():
+        console.print(
+            f"  {node_id:<12} {node.status:<10} {node.partitions} partition(s)  "
+            f"{base}/#/experiments/{exp}/runs/{node.node_run_id}"
+        )
+    return 0
+
+
+def _print_summary_json(settings: Settings, result: Any) -> None:
+    from mlflow.tracking import MlflowClient
+
+    agg = result.nodes.get("aggregate")
+    if agg is None or not agg.partition_run_ids:
+        return
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    path = client.download_artifacts(
+        agg.partition_run_ids[0], "output/summary.json", str(settings.state_dir / "demo-out")
+    )
+    summary = json.loads(Path(path).read_text())
+    console.print(
+        f"summary: {summary['images']} images classified, accuracy {summary['accuracy']:.3f}"
+    )
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except ParallelsError as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from e
+    except RuntimeError as e:
+        # StackError and connection failures: a message, not a traceback.
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(1) from e
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def main() -> None:
+    app()
