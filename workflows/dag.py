@@ -108,7 +108,10 @@ class DagRunWorkflow:
             raise
         states = {n: p.state for n, p in self._progress.nodes.items()}
         status = scheduling.dag_status(states)
-        error = next((r.error for r in results.values() if r.status == "failed"), None)
+        error = next(
+            (f"node '{n}' failed: {r.error}" for n, r in results.items() if r.status == "failed"),
+            None,
+        )
         self._progress.status = status
         self._progress.error = error
         await self._close(opened.run_id, "FINISHED" if status == "succeeded" else "FAILED", error)

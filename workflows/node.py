@@ -134,10 +134,9 @@ class NodeWorkflow:
             (i, self._errors[i]) for i in range(planned.partitions) if self._states[i] == "failed"
         ]
         if failures:
-            first_i, first_msg = failures[0]
+            first_msg = failures[0][1]
             msg = (
-                f"{len(failures)} of {planned.partitions} partitions failed; "
-                f"partition {first_i}: {first_msg}"
+                f"{len(failures)} of {planned.partitions} partitions failed; first: {first_msg}"
             )
             result.status = "failed"
             result.error = msg

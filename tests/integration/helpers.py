@@ -1,0 +1,116 @@
+"""A small MLflow project used by the integration tests, and helpers to run DAGs."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mlflow.tracking import MlflowClient
+from temporalio.client import Client, WorkflowFailureError
+
+from parallels.models import DagRunResult
+from parallels.settings import Settings
+from parallels.watch import start_dag
+from tests.conftest import make_repo
+
+STEP_MLPROJECT = """
+name: steps
+entry_points:
+  emit:
+    parameters: {n: {type: float, default: 3}, prefix: {type: string, default: f}, output_dir: path}
+    command: "python step.py emit --n {n} --prefix {prefix} --out {output_dir}"
+  copy:
+    parameters: {tag: {type: string, default: x}, ledger: {type: string, default: ""}, input_dir: path, output_dir: path}
+    command: "python step.py copy --tag {tag} --ledger {ledger} --inp {input_dir} --out {output_dir}"
+  flaky:
+    parameters: {markers: string, output_dir: path}
+    command: "python step.py flaky --markers {markers} --out {output_dir}"
+  fail:
+    parameters: {code: {type: float, default: 3}}
+    command: "python step.py fail --code {code}"
+  sleep:
+    parameters: {seconds: {type: float, default: 30}, pids: {type: string, default: ""}, ledger: {type: string, default: ""}}
+    command: "python step.py sleep --seconds {seconds} --pids {pids} --ledger {ledger}"
+"""
+
+STEP_PY = r'''
+import argparse, os, pathlib, shutil, sys, time
+
+p = argparse.ArgumentParser()
+p.add_argument("mode")
+p.add_argument("--n", type=float)
+p.add_argument("--prefix", default="f")
+p.add_argument("--out")
+p.add_argument("--inp")
+p.add_argument("--tag", default="x")
+p.add_argument("--ledger", default="")
+p.add_argument("--markers", default="")
+p.add_argument("--code", type=float, default=3)
+p.add_argument("--seconds", type=float, default=30)
+p.add_argument("--pids", default="")
+a = p.parse_args()
+index = os.environ["PARALLELS_PARTITION_INDEX"]
+
+def ledger(event):
+    if a.ledger:
+        with open(a.ledger, "a") as f:
+            f.write(f"{a.tag} {index} {event} {time.time():.3f}\n")
+
+if a.mode == "emit":
+    for i in range(int(a.n)):
+        (pathlib.Path(a.out) / f"{a.prefix}{i:03d}.txt").write_text("x" * (i + 1))
+elif a.mode == "copy":
+    ledger("start")
+    for src in sorted(pathlib.Path(a.inp).rglob("*")):
+        if src.is_file():
+            dst = pathlib.Path(a.out) / f"{a.tag}-{src.name}"
+            dst.write_text(src.read_text())
+    print(f"copied partition {index}")
+    ledger("end")
+elif a.mode == "flaky":
+    marker = pathlib.Path(a.markers) / f"p{index}"
+    if not marker.exists():
+        marker.write_text("failed once")
+        print("first attempt fails on purpose", flush=True)
+        sys.exit(5)
+    (pathlib.Path(a.out) / "ok.txt").write_text("ok")
+elif a.mode == "fail":
+    print("something went wrong in the step", flush=True)
+    sys.exit(int(a.code))
+elif a.mode == "sleep":
+    if a.pids:
+        (pathlib.Path(a.pids) / f"{index}.pid").write_text(str(os.getpid()))
+    ledger("start")
+    time.sleep(a.seconds)
+    ledger("end")
+'''
+
+
+def steps_repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "steps-repo", {"MLproject": STEP_MLPROJECT, "step.py": STEP_PY})
+
+
+def node(id: str, repo: Path, entry: str, **kw: Any) -> dict[str, Any]:
+    return {"id": id, "project": {"uri": str(repo)}, "entry_point": entry, "env_manager": "local", **kw}
+
+
+async def run_dag(
+    client: Client, settings: Settings, spec: dict[str, Any], **kw: Any
+) -> tuple[str, DagRunResult | None, BaseException | None]:
+    wid = f"{spec['name']}-{uuid.uuid4().hex[:8]}"
+    handle = await start_dag(client, spec, task_queue=settings.task_queue, workflow_id=wid, **kw)
+    try:
+        return wid, await handle.result(), None
+    except WorkflowFailureError as e:
+        return wid, None, e.cause
+
+
+def runs_of(settings: Settings, workflow_id: str) -> list[Any]:
+    mlflow = MlflowClient(settings.mlflow_tracking_uri)
+    exps = [e.experiment_id for e in mlflow.search_experiments()]
+    return mlflow.search_runs(exps, filter_string=f"tags.`parallels.workflow_id` = '{workflow_id}'", max_results=5000)
+
+
+def by_kind(runs: list[Any], kind: str) -> list[Any]:
+    return [r for r in runs if r.data.tags.get("parallels.kind") == kind]
