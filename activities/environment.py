@@ -38,10 +38,14 @@ class Environments:
         project_dir = checkout / p.subdirectory
         manager = pyenv.choose_manager(p.project, inp.env_manager)
         if manager == EnvManager.LOCAL:
-            return PreparedEnv(source_dir=str(project_dir), python=self._interpreter, env_id="local")
+            return PreparedEnv(
+                source_dir=str(project_dir), python=self._interpreter, env_id="local"
+            )
         assert p.project.python_env is not None
         python = await self.ensure_virtualenv(project_dir, p.project.python_env)
-        return PreparedEnv(source_dir=str(project_dir), python=str(python), env_id=python.parent.parent.name)
+        return PreparedEnv(
+            source_dir=str(project_dir), python=str(python), env_id=python.parent.parent.name
+        )
 
     async def ensure_virtualenv(self, project_dir: Path, env_file: str) -> Path:
         text = (project_dir / env_file).read_text(encoding="utf-8")
@@ -66,10 +70,14 @@ class Environments:
             # A half-built env from a killed worker is removed, never trusted.
             shutil.rmtree(env_dir, ignore_errors=True)
             activity.logger.info("building virtualenv %s", env_dir.name)
-            await self._run([base, "-m", "venv", str(env_dir)], project_dir, "create the virtualenv")
+            await self._run(
+                [base, "-m", "venv", str(env_dir)], project_dir, "create the virtualenv"
+            )
             pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
             if spec.build_dependencies:
-                await self._run([*pip, *spec.build_dependencies], project_dir, "install build_dependencies")
+                await self._run(
+                    [*pip, *spec.build_dependencies], project_dir, "install build_dependencies"
+                )
             deps = [a for d in spec.dependencies for a in d.split(None, 1)]
             if deps:
                 await self._run([*pip, *deps], project_dir, "install dependencies")

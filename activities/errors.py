@@ -36,4 +36,8 @@ def translate_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]
 def heartbeater() -> Callable[[str], None]:
     """A heartbeat function that blocking code in `asyncio.to_thread` can call."""
     loop = asyncio.get_running_loop()
-    return lambda detail: loop.call_soon_threadsafe(activity.heartbeat, detail)
+
+    def beat(detail: str) -> None:
+        loop.call_soon_threadsafe(activity.heartbeat, detail)
+
+    return beat

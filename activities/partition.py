@@ -26,6 +26,7 @@ from parallels.mlproject import format_command
 from parallels.models import PartitionInput, PartitionResult
 
 KILL_GRACE_SECONDS = 5.0
+FAILURES_TAG = "parallels.failures"
 
 
 def _die_with_parent() -> None:
@@ -97,11 +98,18 @@ class LocalPartitions:
             activity.logger.info("partition %s: %d input files, running: %s", inp.key, n, command)
             code = await self._run_command(command, Path(inp.env.source_dir), env, log_path)
             phase[0] = "uploading outputs"
-            await asyncio.to_thread(runner.upload, self._tracking.client, run_id, work, outputs=code == 0)
+            await asyncio.to_thread(
+                runner.upload, self._tracking.client, run_id, work, outputs=code == 0
+            )
             if code != 0:
                 error = f"partition {inp.index} {runner.describe_exit(code)}"
+                failures = await asyncio.to_thread(self._count_failure, run_id)
                 tail = runner.log_tail(log_path)
-                raise PartitionFailed(error + (f"; last output:\n{tail}" if tail else ""), code)
+                raise PartitionFailed(
+                    error + (f"; last output:\n{tail}" if tail else ""),
+                    code,
+                    final=failures > inp.retries,
+                )
             status = "FINISHED"
         except asyncio.CancelledError:
             details = activity.cancellation_details()
@@ -114,7 +122,9 @@ class LocalPartitions:
             raise
         finally:
             beating.cancel()
-            await asyncio.shield(self._finish(run_id, work, status, error, time.monotonic() - started))
+            await asyncio.shield(
+                self._finish(run_id, work, status, error, time.monotonic() - started)
+            )
         return PartitionResult(
             index=inp.index, run_id=run_id, exit_code=0, seconds=time.monotonic() - started
         )
@@ -138,6 +148,13 @@ class LocalPartitions:
         except Exception as e:
             raise TransientError(f"MLflow: cannot open the partition run: {e}") from e
         return run_id
+
+    def _count_failure(self, run_id: str) -> int:
+        """Failures of the step itself, kept on the run so worker crashes do not count."""
+        client = self._tracking.client
+        failures = int(client.get_run(run_id).data.tags.get(FAILURES_TAG, "0")) + 1
+        client.set_tag(run_id, FAILURES_TAG, str(failures))
+        return failures
 
     async def _run_command(
         self, command: str, cwd: Path, env: dict[str, str], log_path: Path

@@ -39,7 +39,9 @@ class Planner:
             if spec.source.node is not None:
                 roots = inp.upstream_roots.get(spec.source.node)
                 if roots is None:
-                    raise InputError(f"input '{spec.name}': node '{spec.source.node}' has no output")
+                    raise InputError(
+                        f"input '{spec.name}': node '{spec.source.node}' has no output"
+                    )
             else:
                 assert spec.source.uri is not None
                 roots = [spec.source.uri]
@@ -47,14 +49,18 @@ class Planner:
             for i, root in enumerate(roots):
                 beat(f"listing {spec.name} {i + 1}/{len(roots)}")
                 files.extend(artifacts.list_files(root, i, self._tracking_uri))
-            listings.append(InputListing(name=spec.name, mode=spec.partition, roots=roots, files=files))
+            listings.append(
+                InputListing(name=spec.name, mode=spec.partition, roots=roots, files=files)
+            )
         manifest = partitioning.plan(listings, inp.parallelism)
         data = partitioning.manifest_bytes(manifest)
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / Path(MANIFEST_PATH).name
                 path.write_bytes(data)
-                self._client.log_artifact(inp.node_run_id, str(path), str(Path(MANIFEST_PATH).parent))
+                self._client.log_artifact(
+                    inp.node_run_id, str(path), str(Path(MANIFEST_PATH).parent)
+                )
         except MlflowException as e:
             raise TransientError(f"cannot store the partition manifest: {e.message}") from e
         s = partitioning.summary(manifest)

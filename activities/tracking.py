@@ -166,7 +166,9 @@ class TrackingActivities:
             "parallels.kind": "node",
             **source_tags(inp.project, inp.entry_point),
         }
-        run_id = self._t.ensure_run(inp.experiment_id, inp.key, inp.node_id, tags, inp.parent_run_id)
+        run_id = self._t.ensure_run(
+            inp.experiment_id, inp.key, inp.node_id, tags, inp.parent_run_id
+        )
         self._t.log_params(run_id, inp.parameters)
         return OpenRunResult(run_id=run_id, experiment_id=inp.experiment_id)
 

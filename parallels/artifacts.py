@@ -87,12 +87,14 @@ class Fetcher:
         if base not in target.parents:
             raise InputError(f"refusing artifact path '{path}' outside the input directory")
         target.parent.mkdir(parents=True, exist_ok=True)
-        repo = self._repos.get(root) or self._repos.setdefault(root, _repo(root, self._tracking_uri))
+        repo = self._repos.get(root) or self._repos.setdefault(
+            root, _repo(root, self._tracking_uri)
+        )
         # Download into a staging dir beside the input dir, then move into place: a symlink
         # planted under the input dir by an earlier file cannot redirect the write.
         staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=base.parent))
         try:
-            got = Path(repo.download_artifacts(rel, dst_path=str(staging)))
+            got = Path(repo.download_artifacts(rel, dst_path=str(staging)))  # type: ignore[no-untyped-call]
             if got.is_symlink():
                 raise InputError(f"refusing symlinked artifact '{path}'")
             if target.is_symlink():

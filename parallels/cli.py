@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from parallels.errors import ParallelsError, SpecInvalid
 from parallels.settings import Settings
@@ -24,8 +25,8 @@ from parallels.spec import Scalar
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 dag_app = typer.Typer(no_args_is_help=True, help="Validate DAG files.")
 app.add_typer(dag_app, name="dag")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "batch_inference"
 
@@ -45,7 +46,7 @@ def _load_file(path: Path, settings: Settings) -> dict[str, Any]:
     try:
         data = path.read_bytes()
     except OSError as e:
-        err.print(f"[red]cannot read {path}: {e.strerror}[/]")
+        err.print(f"[red]cannot read {escape(str(path))}: {e.strerror}[/]")
         raise typer.Exit(2) from e
     try:
         doc = parse_document(data)
@@ -54,12 +55,12 @@ def _load_file(path: Path, settings: Settings) -> dict[str, Any]:
         load_spec(doc, max_parallelism=settings.max_parallelism)
         return localize(doc, path.resolve().parent)
     except SpecInvalid as e:
-        err.print(f"[red]{path}: invalid DAG spec[/]")
+        err.print(f"[red]{escape(str(path))}: invalid DAG spec[/]")
         for p in e.problems:
-            err.print(f"  {p}")
+            err.print(f"  {p}", markup=False)
         raise typer.Exit(2) from e
     except ParallelsError as e:
-        err.print(f"[red]{path}: {e}[/]")
+        err.print(f"[red]{escape(str(path))}: {escape(str(e))}[/]")
         raise typer.Exit(2) from e
 
 
@@ -207,7 +208,9 @@ def demo(
         doc = localize(parse_document((repo / "dag.yaml").read_bytes()), repo)
         console.print(f"example projects committed to {repo} at {commit[:12]}")
         async with _embedded(settings) as s:
-            console.print(f"Temporal console: {s.temporal_ui_url}   MLflow: {s.mlflow_tracking_uri}")
+            console.print(
+                f"Temporal console: {s.temporal_ui_url}   MLflow: {s.mlflow_tracking_uri}"
+            )
             from parallels.temporal import connect
 
             client = await connect(s.temporal_address, s.temporal_namespace)
@@ -232,11 +235,13 @@ def demo(
 
 def _summarize(settings: Settings, result: Any, error: str | None) -> int:
     if result is None:
-        err.print(f"[red]run failed:[/] {error}")
+        err.print(f"[red]run failed:[/] {escape(str(error))}")
         return 1
     base = settings.mlflow_tracking_uri.rstrip("/")
     exp = result.experiment_id
-    console.print(f"\n[green]succeeded[/]  MLflow run: {base}/#/experiments/{exp}/runs/{result.mlflow_run_id}")
+    console.print(
+        f"\n[green]succeeded[/]  MLflow run: {base}/#/experiments/{exp}/runs/{result.mlflow_run_id}"
+    )
     for node_id, node in result.nodes.items():
         console.print(
             f"  {node_id:<12} {node.status:<10} {node.partitions} partition(s)  "
@@ -265,11 +270,11 @@ def _run(coro: Any) -> Any:
     try:
         return asyncio.run(coro)
     except ParallelsError as e:
-        err.print(f"[red]{e}[/]")
+        err.print(f"[red]{escape(str(e))}[/]")
         raise typer.Exit(2) from e
     except RuntimeError as e:
         # StackError and connection failures: a message, not a traceback.
-        err.print(f"[red]{e}[/]")
+        err.print(f"[red]{escape(str(e))}[/]")
         raise typer.Exit(1) from e
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

@@ -34,7 +34,7 @@ class ParameterError(ParallelsError):
     """Entry point parameters do not fit the MLproject."""
 
 
-class EnvironmentError_(ParallelsError):  # noqa: N801 - avoid shadowing the builtin
+class EnvironmentError_(ParallelsError):
     """The execution environment could not be prepared."""
 
 
@@ -49,10 +49,9 @@ class TransientError(ParallelsError):
 
 
 class PartitionFailed(ParallelsError):
-    """A partition's command failed; retried per the node's `retries`."""
+    """A partition's command failed; retried until the node's `retries` are used up."""
 
-    retryable = True
-
-    def __init__(self, message: str, exit_code: int | None = None) -> None:
+    def __init__(self, message: str, exit_code: int | None = None, *, final: bool) -> None:
         self.exit_code = exit_code
+        self.retryable = not final
         super().__init__(message)

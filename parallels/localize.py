@@ -28,7 +28,7 @@ def localize(doc: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     for node in nodes:
         project = node.get("project") if isinstance(node, dict) else None
         uri = project.get("uri") if isinstance(project, dict) else None
-        if isinstance(uri, str) and uri and _is_relative_local(uri):
+        if isinstance(project, dict) and isinstance(uri, str) and uri and _is_relative_local(uri):
             path = (base_dir / uri).resolve()
             try:
                 repo = git.Repo(path, search_parent_directories=True)

@@ -178,10 +178,7 @@ def format_command(
     problems = check_parameters(ep, values)
     if problems:
         raise ParameterError("; ".join(problems))
-    final = {
-        k: shlex.quote(_text(values[k] if k in values else p.default))
-        for k, p in ep.parameters.items()
-    }
+    final = {k: shlex.quote(_text(values.get(k, p.default))) for k, p in ep.parameters.items()}
     extra = {k: v for k, v in values.items() if k not in ep.parameters}
     try:
         command = ep.command.format(**final)

@@ -118,6 +118,7 @@ class PartitionInput(BaseModel):
     entry_point: EntryPointSpec
     parameters: dict[str, Scalar]
     env: PreparedEnv
+    retries: int = 0
 
 
 class PartitionResult(BaseModel):

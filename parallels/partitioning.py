@@ -73,14 +73,13 @@ def partition_count(parallelism: int, unit_count: int | None) -> int:
     return max(1, min(parallelism, unit_count))
 
 
-def balance(
-    files: Sequence[FileEntry], units: Sequence[Sequence[int]], n: int
-) -> list[list[int]]:
+def balance(files: Sequence[FileEntry], units: Sequence[Sequence[int]], n: int) -> list[list[int]]:
     """Greedy longest-processing-time assignment of units to n bins, by total size.
 
     Deterministic: units are taken largest first (ties by path), each to the lightest bin
     (ties by lowest index). Every file lands in exactly one bin; bins are sorted by path.
     """
+
     def unit_key(u: Sequence[int]) -> tuple[int, int, str]:
         size = sum(files[i].size for i in u)
         first = min((files[i].root, files[i].path) for i in u)
@@ -93,8 +92,8 @@ def balance(
         load, b = heapq.heappop(heap)
         bins[b].extend(u)
         heapq.heappush(heap, (load + sum(max(files[i].size, 1) for i in u), b))
-    for b in bins:
-        b.sort(key=lambda i: (files[i].root, files[i].path))
+    for members in bins:
+        members.sort(key=lambda i: (files[i].root, files[i].path))
     return bins
 
 

@@ -47,9 +47,11 @@ def load_manifest(uri: str, expected: str, tracking_uri: str) -> Manifest:
     """Download and verify a node's manifest; cached, as every partition reads the same one."""
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = Path(mlflow.artifacts.download_artifacts(
+            path = Path(
+                mlflow.artifacts.download_artifacts(
                     artifact_uri=uri, dst_path=tmp, tracking_uri=tracking_uri
-                ))
+                )
+            )
         except MlflowException as e:
             raise TransientError(f"cannot fetch the partition manifest {uri}: {e.message}") from e
         data = path.read_bytes()

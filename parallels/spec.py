@@ -145,9 +145,7 @@ def parse_duration(text: str | int | float) -> float:
             if not t or m is None:
                 raise ValueError(f"invalid duration {text!r}: use e.g. '90s', '30m', '1h30m', '2d'")
             d, h, mi, s = m.groups()
-            seconds = (
-                int(d or 0) * 86400 + int(h or 0) * 3600 + int(mi or 0) * 60 + float(s or 0.0)
-            )
+            seconds = int(d or 0) * 86400 + int(h or 0) * 3600 + int(mi or 0) * 60 + float(s or 0.0)
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be positive")
     return seconds

@@ -96,7 +96,11 @@ class TemporalDevServer:
         self, state_dir: Path, port: int, ui_port: int, *, ui: bool = True, persist: bool = True
     ) -> None:
         self.state_dir, self.port, self.ui_port, self.ui, self.persist = (
-            state_dir, port, ui_port, ui, persist,
+            state_dir,
+            port,
+            ui_port,
+            ui,
+            persist,
         )
         self._p: _Process | None = None
 
@@ -117,7 +121,9 @@ class TemporalDevServer:
         if self.persist:
             cmd += ["--db-filename", str(self.state_dir / "temporal.db")]
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._p = _Process("temporal dev server", cmd, self.state_dir / "temporal.log", dict(os.environ))
+        self._p = _Process(
+            "temporal dev server", cmd, self.state_dir / "temporal.log", dict(os.environ)
+        )
         _wait(lambda: port_open(self.port), self._p, timeout)
 
     def stop(self) -> None:

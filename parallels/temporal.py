@@ -22,7 +22,9 @@ SEARCH_ATTRIBUTES = {
 
 
 async def connect(address: str, namespace: str = "default") -> Client:
-    return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+    return await Client.connect(
+        address, namespace=namespace, data_converter=pydantic_data_converter
+    )
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
@@ -31,9 +33,7 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         have = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=namespace)
         )
-        missing = {
-            k: v for k, v in SEARCH_ATTRIBUTES.items() if k not in have.custom_attributes
-        }
+        missing = {k: v for k, v in SEARCH_ATTRIBUTES.items() if k not in have.custom_attributes}
         if missing:
             await client.operator_service.add_search_attributes(
                 AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)

@@ -97,7 +97,9 @@ def check_graph(spec: DagSpec, *, max_parallelism: int = DEFAULT_MAX_PARALLELISM
     for i, node in enumerate(spec.nodes):
         if node.id in ids:
             problems.append(
-                Problem(f"nodes[{i}].id", f"duplicate node id '{node.id}' (also nodes[{ids[node.id]}])")
+                Problem(
+                    f"nodes[{i}].id", f"duplicate node id '{node.id}' (also nodes[{ids[node.id]}])"
+                )
             )
         else:
             ids[node.id] = i
@@ -116,7 +118,9 @@ def _check_node(
     problems: list[Problem] = []
     if node.parallelism > max_parallelism:
         problems.append(
-            Problem(f"{at}.parallelism", f"{node.parallelism} exceeds the maximum {max_parallelism}")
+            Problem(
+                f"{at}.parallelism", f"{node.parallelism} exceeds the maximum {max_parallelism}"
+            )
         )
     names: set[str] = set()
     partitioned: list[int] = []

@@ -47,7 +47,8 @@ async def start_dag(
 
 async def progress(handle: WorkflowHandle[Any, Any]) -> DagProgress | None:
     try:
-        return await handle.query("progress", result_type=DagProgress)
+        found: DagProgress = await handle.query("progress", result_type=DagProgress)
+        return found
     except RPCError:
         return None
 
@@ -68,7 +69,9 @@ def render(p: DagProgress) -> Table:
         bar = "[green]" + "█" * filled + "[/]" + "░" * (width - filled)
         counts = f"{done}/{total}" if total else "-"
         extra = ", ".join(
-            x for x in (f"{running} running" if running else "", f"{failed} failed" if failed else "") if x
+            x
+            for x in (f"{running} running" if running else "", f"{failed} failed" if failed else "")
+            if x
         )
         table.add_row(
             node_id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -22,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         DagProgress,
         DagRunInput,
         DagRunResult,
+        MlflowStatus,
         NodeProgress,
         NodeResult,
         NodeRunInput,
@@ -33,17 +35,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from parallels.spec import DagSpec, RunStatus
     from parallels.validation import apply_overrides, load_spec, resolve_parameters
-    from workflows.node import BOOKKEEPING, NodeWorkflow, error_message
+    from workflows.node import NodeWorkflow, bookkeeping, error_message
 
 DAG_ATTR = SearchAttributeKey.for_keyword("ParallelsDag")
 MLFLOW_RUN_ATTR = SearchAttributeKey.for_keyword("MlflowRunId")
 SEARCH_ATTRIBUTES = (DAG_ATTR, MLFLOW_RUN_ATTR)
 
-_RESOLVE = {
-    "start_to_close_timeout": timedelta(minutes=10),
-    "heartbeat_timeout": timedelta(seconds=60),
-    "retry_policy": RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=20)),
-}
+_RESOLVE_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=20))
 
 
 @workflow.defn(name="DagRunWorkflow")
@@ -79,7 +77,7 @@ class DagRunWorkflow:
         projects = await self._resolve(spec)
         self._check_parameters(spec, projects)
 
-        opened: OpenRunResult = await workflow.execute_activity(
+        opened = await bookkeeping(
             "open_dag_run",
             OpenDagRunInput(
                 key=key,
@@ -92,8 +90,7 @@ class DagRunWorkflow:
                 parameters=spec.parameters,
                 spec=inp.spec,
             ),
-            result_type=OpenRunResult,
-            **BOOKKEEPING,  # type: ignore[arg-type]
+            OpenRunResult,
         )
         self._progress.mlflow_run_id = opened.run_id
         self._progress.experiment_id = opened.experiment_id
@@ -149,8 +146,12 @@ class DagRunWorkflow:
         try:
             resolved = await asyncio.gather(
                 *(
-                    workflow.execute_activity(
-                        "resolve_project", r, result_type=ResolvedProject, **_RESOLVE
+                    bookkeeping(
+                        "resolve_project",
+                        r,
+                        ResolvedProject,
+                        timeout=timedelta(minutes=10),
+                        retry=_RESOLVE_RETRY,
                     )
                     for r in unique
                 )
@@ -174,7 +175,7 @@ class DagRunWorkflow:
         if problems:
             self._fail("invalid DAG run:\n" + "\n".join(f"  {p}" for p in problems))
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str) -> NoReturn:
         self._progress.status = "failed"
         self._progress.error = message
         raise ApplicationError(message, type="DagInvalid", non_retryable=True)
@@ -227,8 +228,8 @@ class DagRunWorkflow:
             for task in running.values():
                 task.cancel()
             done = await asyncio.gather(*running.values(), return_exceptions=True)
-            for n, res in zip(list(running), done, strict=True):
-                nodes[n].state = res.status if isinstance(res, NodeResult) else "cancelled"
+            for n, outcome in zip(list(running), done, strict=True):
+                nodes[n].state = outcome.status if isinstance(outcome, NodeResult) else "cancelled"
             raise
 
     async def _run_node(
@@ -266,15 +267,14 @@ class DagRunWorkflow:
             if details and isinstance(details[0], dict):
                 failed = NodeResult.model_validate(details[0])
                 return failed.model_copy(update={"status": "failed"})
-            if isinstance(e.cause, asyncio.CancelledError) or "cancel" in type(e.cause).__name__.lower():
+            if (
+                isinstance(e.cause, asyncio.CancelledError)
+                or "cancel" in type(e.cause).__name__.lower()
+            ):
                 return NodeResult(node_id=node_id, status="cancelled")
             return NodeResult(node_id=node_id, status="failed", error=error_message(e))
         progress.node_run_id = res.node_run_id
         return res
 
-    async def _close(self, run_id: str, status: str, error: str | None) -> None:
-        await workflow.execute_activity(
-            "close_run",
-            CloseRunInput(run_id=run_id, status=status, error=error),  # type: ignore[arg-type]
-            **BOOKKEEPING,  # type: ignore[arg-type]
-        )
+    async def _close(self, run_id: str, status: MlflowStatus, error: str | None) -> None:
+        await bookkeeping("close_run", CloseRunInput(run_id=run_id, status=status, error=error))

@@ -6,7 +6,9 @@ Deterministic: no I/O, clocks or randomness here; everything with a side effect 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -21,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from parallels import naming
     from parallels.models import (
         CloseRunInput,
+        MlflowStatus,
         NodeResult,
         NodeRunInput,
         OpenNodeRunInput,
@@ -30,21 +33,45 @@ with workflow.unsafe.imports_passed_through():
         PartitionUpdate,
         PlanInput,
         PlanResult,
-        PrepareEnvInput,
         PreparedEnv,
+        PrepareEnvInput,
     )
     from parallels.spec import RunStatus
 
-# Bookkeeping activities talk to MLflow and git: a few quick retries cover a server restart.
-BOOKKEEPING = {
-    "start_to_close_timeout": timedelta(minutes=5),
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=20,
-    ),
-}
+# Bookkeeping activities talk to MLflow: retries with backoff ride out a server restart.
+BOOKKEEPING_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=20,
+)
+
+
+def bookkeeping(
+    name: str,
+    arg: object,
+    result_type: type[T] | None = None,
+    *,
+    heartbeat: timedelta | None = None,
+    timeout: timedelta = timedelta(minutes=5),
+    retry: RetryPolicy = BOOKKEEPING_RETRY,
+) -> Awaitable[T]:
+    """An activity on the control task queue (the workflow's own)."""
+    return workflow.execute_activity(
+        name,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=timeout,
+        heartbeat_timeout=heartbeat,
+        retry_policy=retry,
+    )
+
+
+T = TypeVar("T")
 HEARTBEAT = timedelta(seconds=30)
+# Attempts beyond the node's `retries` for failures that are not the step's fault (a worker
+# killed mid-partition, MLflow briefly down): the activity itself stops retrying the step's own
+# failures once `retries` are used up.
+INFRA_ATTEMPTS = 3
 
 
 def error_message(err: BaseException) -> str:
@@ -72,7 +99,7 @@ class NodeWorkflow:
         self._node_id = node.id
         queue = naming.cluster_queue(workflow.info().task_queue, node.cluster)
         key = naming.node_key(inp.dag_key, node.id)
-        opened: OpenRunResult = await workflow.execute_activity(
+        opened = await bookkeeping(
             "open_node_run",
             OpenNodeRunInput(
                 key=key,
@@ -85,8 +112,7 @@ class NodeWorkflow:
                 entry_point=node.entry_point,
                 parameters=inp.parameters,
             ),
-            result_type=OpenRunResult,
-            **BOOKKEEPING,  # type: ignore[arg-type]
+            OpenRunResult,
         )
         result = NodeResult(node_id=node.id, status="running", node_run_id=opened.run_id)
         try:
@@ -100,7 +126,7 @@ class NodeWorkflow:
                     heartbeat_timeout=HEARTBEAT,
                     retry_policy=RetryPolicy(maximum_attempts=3),
                 ),
-                workflow.execute_activity(
+                bookkeeping(
                     "plan_partitions",
                     PlanInput(
                         node_run_id=opened.run_id,
@@ -109,9 +135,8 @@ class NodeWorkflow:
                         upstream_roots=inp.upstream_roots,
                         parallelism=node.parallelism,
                     ),
-                    result_type=PlanResult,
-                    heartbeat_timeout=HEARTBEAT,
-                    **BOOKKEEPING,  # type: ignore[arg-type]
+                    PlanResult,
+                    heartbeat=HEARTBEAT,
                 ),
             )
             result.partitions = planned.partitions
@@ -135,9 +160,7 @@ class NodeWorkflow:
         ]
         if failures:
             first_msg = failures[0][1]
-            msg = (
-                f"{len(failures)} of {planned.partitions} partitions failed; first: {first_msg}"
-            )
+            msg = f"{len(failures)} of {planned.partitions} partitions failed; first: {first_msg}"
             result.status = "failed"
             result.error = msg
             await self._close(opened.run_id, "FAILED", result, msg)
@@ -185,6 +208,7 @@ class NodeWorkflow:
                             entry_point=inp.project.project.entry_point(node.entry_point),
                             parameters=inp.parameters,
                             env=env,
+                            retries=node.retries,
                         ),
                         result_type=PartitionResult,
                         task_queue=queue,
@@ -193,7 +217,7 @@ class NodeWorkflow:
                         retry_policy=RetryPolicy(
                             initial_interval=timedelta(seconds=1),
                             backoff_coefficient=2.0,
-                            maximum_attempts=node.retries + 1,
+                            maximum_attempts=node.retries + 1 + INFRA_ATTEMPTS,
                         ),
                         cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                     )
@@ -238,16 +262,14 @@ class NodeWorkflow:
             workflow.logger.warning("could not signal progress to %s", parent.workflow_id)
 
     async def _close(
-        self, run_id: str, status: str, result: NodeResult, error: str | None
+        self, run_id: str, status: MlflowStatus, result: NodeResult, error: str | None
     ) -> None:
         counts = {s: self._states.count(s) for s in ("succeeded", "failed", "cancelled")}
         metrics = {"partitions": float(result.partitions)} | {
             f"partitions_{s}": float(c) for s, c in counts.items()
         }
-        await workflow.execute_activity(
-            "close_run",
-            CloseRunInput(run_id=run_id, status=status, metrics=metrics, error=error),  # type: ignore[arg-type]
-            **BOOKKEEPING,  # type: ignore[arg-type]
+        await bookkeeping(
+            "close_run", CloseRunInput(run_id=run_id, status=status, metrics=metrics, error=error)
         )
 
 

@@ -30,11 +30,12 @@ entry_points:
     parameters: {code: {type: float, default: 3}}
     command: "python step.py fail --code {code}"
   sleep:
-    parameters: {seconds: {type: float, default: 30}, pids: {type: string, default: ""}, ledger: {type: string, default: ""}}
-    command: "python step.py sleep --seconds {seconds} --pids {pids} --ledger {ledger}"
+    parameters: {seconds: {type: float, default: 30}, pids: {type: string, default: ""}, ledger: {type: string, default: ""},
+                 stagger: {type: float, default: 0}, markers: {type: string, default: ""}}
+    command: "python step.py sleep --seconds {seconds} --pids {pids} --ledger {ledger} --stagger {stagger} --markers {markers}"
 """
 
-STEP_PY = r'''
+STEP_PY = r"""
 import argparse, os, pathlib, shutil, sys, time
 
 p = argparse.ArgumentParser()
@@ -49,6 +50,7 @@ p.add_argument("--markers", default="")
 p.add_argument("--code", type=float, default=3)
 p.add_argument("--seconds", type=float, default=30)
 p.add_argument("--pids", default="")
+p.add_argument("--stagger", type=float, default=0)
 a = p.parse_args()
 index = os.environ["PARALLELS_PARTITION_INDEX"]
 
@@ -81,10 +83,16 @@ elif a.mode == "fail":
 elif a.mode == "sleep":
     if a.pids:
         (pathlib.Path(a.pids) / f"{index}.pid").write_text(str(os.getpid()))
+    seconds = a.seconds * int(index) if a.stagger else a.seconds
+    if a.markers:  # only the first attempt of a partition is slow
+        marker = pathlib.Path(a.markers) / f"p{index}"
+        if marker.exists():
+            seconds = 0.2
+        marker.write_text("seen")
     ledger("start")
-    time.sleep(a.seconds)
+    time.sleep(seconds)
     ledger("end")
-'''
+"""
 
 
 def steps_repo(tmp_path: Path) -> Path:
@@ -92,7 +100,13 @@ def steps_repo(tmp_path: Path) -> Path:
 
 
 def node(id: str, repo: Path, entry: str, **kw: Any) -> dict[str, Any]:
-    return {"id": id, "project": {"uri": str(repo)}, "entry_point": entry, "env_manager": "local", **kw}
+    return {
+        "id": id,
+        "project": {"uri": str(repo)},
+        "entry_point": entry,
+        "env_manager": "local",
+        **kw,
+    }
 
 
 async def run_dag(
@@ -109,7 +123,9 @@ async def run_dag(
 def runs_of(settings: Settings, workflow_id: str) -> list[Any]:
     mlflow = MlflowClient(settings.mlflow_tracking_uri)
     exps = [e.experiment_id for e in mlflow.search_experiments()]
-    return mlflow.search_runs(exps, filter_string=f"tags.`parallels.workflow_id` = '{workflow_id}'", max_results=5000)
+    return mlflow.search_runs(
+        exps, filter_string=f"tags.`parallels.workflow_id` = '{workflow_id}'", max_results=5000
+    )
 
 
 def by_kind(runs: list[Any], kind: str) -> list[Any]:

@@ -23,7 +23,9 @@ def git_head(repo: Path) -> str:
     return (repo / ".git" / "refs" / "heads" / "main").read_text().strip()
 
 
-async def test_diamond_dag_runs_in_dependency_order_and_records_everything(client, settings, tmp_path):
+async def test_diamond_dag_runs_in_dependency_order_and_records_everything(
+    client, settings, tmp_path
+):
     repo = steps_repo(tmp_path)
     ledger = tmp_path / "ledger.txt"
     spec = {
@@ -31,12 +33,32 @@ async def test_diamond_dag_runs_in_dependency_order_and_records_everything(clien
         "parameters": {"count": 6},
         "nodes": [
             node("a", repo, "emit", parameters={"n": "${count}"}),
-            node("b", repo, "copy", parallelism=3, parameters={"tag": "b", "ledger": str(ledger)},
-                 inputs=[{"name": "data", "source": {"node": "a"}, "partition": "by_file"}]),
-            node("c", repo, "copy", parallelism=2, parameters={"tag": "c", "ledger": str(ledger)},
-                 inputs=[{"name": "data", "source": {"node": "a"}, "partition": "by_file"}]),
-            node("d", repo, "copy", parameters={"tag": "d", "ledger": str(ledger)},
-                 inputs=[{"name": "fromb", "source": {"node": "b"}}, {"name": "fromc", "source": {"node": "c"}}]),
+            node(
+                "b",
+                repo,
+                "copy",
+                parallelism=3,
+                parameters={"tag": "b", "ledger": str(ledger)},
+                inputs=[{"name": "data", "source": {"node": "a"}, "partition": "by_file"}],
+            ),
+            node(
+                "c",
+                repo,
+                "copy",
+                parallelism=2,
+                parameters={"tag": "c", "ledger": str(ledger)},
+                inputs=[{"name": "data", "source": {"node": "a"}, "partition": "by_file"}],
+            ),
+            node(
+                "d",
+                repo,
+                "copy",
+                parameters={"tag": "d", "ledger": str(ledger)},
+                inputs=[
+                    {"name": "fromb", "source": {"node": "b"}},
+                    {"name": "fromc", "source": {"node": "c"}},
+                ],
+            ),
         ],
     }
     wid, result, error = await run_dag(client, settings, spec)
@@ -57,7 +79,11 @@ async def test_diamond_dag_runs_in_dependency_order_and_records_everything(clien
     assert all(float(t) <= d_start for tag, _, ev, t in events if tag in "bc" and ev == "end")
 
     runs = runs_of(settings, wid)
-    dag_runs, node_runs, parts = by_kind(runs, "dag"), by_kind(runs, "node"), by_kind(runs, "partition")
+    dag_runs, node_runs, parts = (
+        by_kind(runs, "dag"),
+        by_kind(runs, "node"),
+        by_kind(runs, "partition"),
+    )
     assert len(dag_runs) == 1 and len(node_runs) == 4 and len(parts) == 7
     assert {r.info.status for r in runs} == {"FINISHED"}
     parent = dag_runs[0].info.run_id
@@ -82,8 +108,12 @@ async def test_failing_partition_is_retried_in_the_same_mlflow_run(client, setti
     repo = steps_repo(tmp_path)
     markers = tmp_path / "markers"
     markers.mkdir()
-    spec = {"name": "flaky", "nodes": [node("f", repo, "flaky", parallelism=2, retries=2,
-                                            parameters={"markers": str(markers)})]}
+    spec = {
+        "name": "flaky",
+        "nodes": [
+            node("f", repo, "flaky", parallelism=2, retries=2, parameters={"markers": str(markers)})
+        ],
+    }
     wid, result, error = await run_dag(client, settings, spec)
     assert error is None, error
     parts = by_kind(runs_of(settings, wid), "partition")
@@ -117,7 +147,10 @@ async def test_fail_fast_cancels_running_nodes_and_skips_downstream(client, sett
     assert progress.nodes["slow"].state == "cancelled"
     assert progress.nodes["after"].state == "skipped"
     runs = runs_of(settings, wid)
-    status = {(r.data.tags["parallels.kind"], r.data.tags.get("parallels.node")): r.info.status for r in runs}
+    status = {
+        (r.data.tags["parallels.kind"], r.data.tags.get("parallels.node")): r.info.status
+        for r in runs
+    }
     assert status[("dag", None)] == "FAILED"
     assert status[("node", "bad")] == "FAILED" and status[("partition", "bad")] == "FAILED"
     assert status[("node", "slow")] == "KILLED" and status[("partition", "slow")] == "KILLED"
@@ -139,7 +172,9 @@ async def test_keep_going_finishes_independent_branches(client, settings, tmp_pa
     assert error is not None
     progress = await client.get_workflow_handle(wid).query("progress", result_type=DagProgress)
     assert {n: p.state for n, p in progress.nodes.items()} == {
-        "slow": "succeeded", "bad": "failed", "after": "skipped"
+        "slow": "succeeded",
+        "bad": "failed",
+        "after": "skipped",
     }
     assert progress.status == "failed"
 
@@ -158,8 +193,12 @@ async def test_cancel_kills_processes_and_marks_runs_killed(client, settings, tm
     repo = steps_repo(tmp_path)
     pids = tmp_path / "pids"
     pids.mkdir()
-    spec = {"name": "cancelme", "nodes": [node("s", repo, "sleep", parallelism=2,
-                                                parameters={"seconds": 120, "pids": str(pids)})]}
+    spec = {
+        "name": "cancelme",
+        "nodes": [
+            node("s", repo, "sleep", parallelism=2, parameters={"seconds": 120, "pids": str(pids)})
+        ],
+    }
     handle = await start_dag(client, spec, task_queue=settings.task_queue)
     deadline = time.monotonic() + 60
     while len(list(pids.iterdir())) < 2:
@@ -193,10 +232,15 @@ async def test_invalid_spec_fails_the_run_with_the_problems(client, settings):
         ({"project_version": "no-such-branch"}, "version 'no-such-branch' not found"),
         ({"entry_point": "nope"}, "entry point 'nope' is not defined in the MLproject"),
         ({"parameters": {"bogus": 1}}, "parameter 'bogus' is not declared by entry point 'emit'"),
-        ({"project_uri": "/nonexistent/repo"}, "project repository '/nonexistent/repo' does not exist"),
+        (
+            {"project_uri": "/nonexistent/repo"},
+            "project repository '/nonexistent/repo' does not exist",
+        ),
     ],
 )
-async def test_bad_projects_fail_fast_with_a_clear_message(client, settings, tmp_path, change, expected):
+async def test_bad_projects_fail_fast_with_a_clear_message(
+    client, settings, tmp_path, change, expected
+):
     repo = steps_repo(tmp_path)
     n = node("a", repo, change.get("entry_point", "emit"), parameters=change.get("parameters", {}))
     if "project_version" in change:
@@ -204,7 +248,9 @@ async def test_bad_projects_fail_fast_with_a_clear_message(client, settings, tmp
     if "project_uri" in change:
         n["project"]["uri"] = change["project_uri"]
     started = time.monotonic()
-    _, result, error = await asyncio.wait_for(run_dag(client, settings, {"name": "badproj", "nodes": [n]}), 60)
+    _, result, error = await asyncio.wait_for(
+        run_dag(client, settings, {"name": "badproj", "nodes": [n]}), 60
+    )
     assert result is None and expected in str(error)
     assert time.monotonic() - started < 20  # non-retryable: no long retry schedule
 
@@ -216,30 +262,52 @@ async def test_external_directory_input_by_directory(client, settings, tmp_path)
         (data / d).mkdir(parents=True)
         for i in range(n):
             (data / d / f"{i}.txt").write_text(d)
-    spec = {"name": "external", "nodes": [node("c", repo, "copy", parallelism=3, parameters={"tag": "c"},
-            inputs=[{"name": "pics", "source": {"uri": str(data)}, "partition": "by_directory"}])]}
+    spec = {
+        "name": "external",
+        "nodes": [
+            node(
+                "c",
+                repo,
+                "copy",
+                parallelism=3,
+                parameters={"tag": "c"},
+                inputs=[
+                    {"name": "pics", "source": {"uri": str(data)}, "partition": "by_directory"}
+                ],
+            )
+        ],
+    }
     wid, result, error = await run_dag(client, settings, spec)
     assert error is None, error
     mlflow = MlflowClient(settings.mlflow_tracking_uri)
-    counts = sorted(len(mlflow.list_artifacts(r, "output")) for r in result.nodes["c"].partition_run_ids)
+    counts = sorted(
+        len(mlflow.list_artifacts(r, "output")) for r in result.nodes["c"].partition_run_ids
+    )
     assert counts == [1, 2, 3]  # directories are never split
 
 
 async def test_virtualenv_is_built_once_and_reused(client, settings, tmp_path):
-    from tests.conftest import make_repo
     import sys
 
+    from tests.conftest import make_repo
+
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    repo = make_repo(tmp_path / "venv-repo", {
-        "MLproject": "name: v\npython_env: python_env.yaml\nentry_points:\n  main:\n"
-                     "    parameters: {output_dir: path}\n"
-                     "    command: python -c \"import sys,pathlib; pathlib.Path('{output_dir}', 'py.txt').write_text(sys.prefix)\"\n",
-        "python_env.yaml": f"python: '{version}'\ndependencies: []\n",
-    })
-    spec = {"name": "venv", "nodes": [
-        {"id": "one", "project": {"uri": str(repo)}, "parallelism": 2},
-        {"id": "two", "project": {"uri": str(repo)}, "depends_on": ["one"]},
-    ]}
+    repo = make_repo(
+        tmp_path / "venv-repo",
+        {
+            "MLproject": "name: v\npython_env: python_env.yaml\nentry_points:\n  main:\n"
+            "    parameters: {output_dir: path}\n"
+            "    command: python -c \"import sys,pathlib; pathlib.Path('{output_dir}', 'py.txt').write_text(sys.prefix)\"\n",
+            "python_env.yaml": f"python: '{version}'\ndependencies: []\n",
+        },
+    )
+    spec = {
+        "name": "venv",
+        "nodes": [
+            {"id": "one", "project": {"uri": str(repo)}, "parallelism": 2},
+            {"id": "two", "project": {"uri": str(repo)}, "depends_on": ["one"]},
+        ],
+    }
     wid, result, error = await run_dag(client, settings, spec)
     assert error is None, error
     parts = by_kind(runs_of(settings, wid), "partition")
@@ -248,5 +316,7 @@ async def test_virtualenv_is_built_once_and_reused(client, settings, tmp_path):
     envs = [d for d in (settings.cache_dir / "envs").iterdir() if d.is_dir()]
     assert [d.name for d in envs] == list(env_ids)
     mlflow = MlflowClient(settings.mlflow_tracking_uri)
-    prefix = Path(mlflow.download_artifacts(parts[0].info.run_id, "output/py.txt", str(tmp_path))).read_text()
+    prefix = Path(
+        mlflow.download_artifacts(parts[0].info.run_id, "output/py.txt", str(tmp_path))
+    ).read_text()
     assert prefix == str(envs[0])  # the step ran inside the virtualenv

@@ -60,7 +60,9 @@ def test_script_entry_point_matches_mlflow(project_dir):
 
 def test_auto_dirs_fill_declared_parameters_only(project_dir):
     ep = load_project_dir(project_dir).entry_point("main")
-    cmd = format_command(ep, {"data": "s3://b"}, auto={"input_dir": "/w/in", "output_dir": "/w/out"})
+    cmd = format_command(
+        ep, {"data": "s3://b"}, auto={"input_dir": "/w/in", "output_dir": "/w/out"}
+    )
     assert "--in /w/in" in cmd and "/w/out" not in cmd
 
 
@@ -77,7 +79,9 @@ def test_parameter_problems(project_dir):
         "parameter 'alpha' must be a number, got 'abc'",
     ]
     assert check_parameters(ep, {}) == ["parameter 'data' of entry point 'main' needs a value"]
-    assert check_parameters(ep, {"data": "nope"}) == ["parameter 'data' must be a URI (scheme:...), got 'nope'"]
+    assert check_parameters(ep, {"data": "nope"}) == [
+        "parameter 'data' must be a URI (scheme:...), got 'nope'"
+    ]
     with pytest.raises(ParameterError):
         format_command(ep, {})
 
@@ -107,11 +111,15 @@ def test_malformed_mlproject(text, message):
 
 
 def test_unknown_entry_point_lists_known(project_dir):
-    with pytest.raises(ProjectError, match=r"entry point 'mian' is not defined .*defined: main, other"):
+    with pytest.raises(
+        ProjectError, match=r"entry point 'mian' is not defined .*defined: main, other"
+    ):
         load_project_dir(project_dir).entry_point("mian")
 
 
 def test_missing_env_file(tmp_path):
-    (tmp_path / "MLproject").write_text("python_env: missing.yaml\nentry_points: {main: {command: x}}\n")
-    with pytest.raises(ProjectError, match="missing.yaml"):
+    (tmp_path / "MLproject").write_text(
+        "python_env: missing.yaml\nentry_points: {main: {command: x}}\n"
+    )
+    with pytest.raises(ProjectError, match=r"missing\.yaml"):
         load_project_dir(tmp_path)

@@ -6,7 +6,11 @@ DIAMOND = load_spec(
         "name": "diamond",
         "nodes": [
             {"id": "a", "project": {"uri": "/r"}},
-            {"id": "b", "project": {"uri": "/r"}, "inputs": [{"name": "i", "source": {"node": "a"}}]},
+            {
+                "id": "b",
+                "project": {"uri": "/r"},
+                "inputs": [{"name": "i", "source": {"node": "a"}}],
+            },
             {"id": "c", "project": {"uri": "/r"}, "depends_on": ["a"]},
             {"id": "d", "project": {"uri": "/r"}, "depends_on": ["b", "c"]},
             {"id": "e", "project": {"uri": "/r"}},
@@ -28,9 +32,10 @@ def test_roots_are_ready_first():
 
 def test_node_waits_for_all_dependencies():
     assert scheduling.ready_nodes(DEPS, states(a="succeeded", e="running")) == ["b", "c"]
-    assert scheduling.ready_nodes(
-        DEPS, states(a="succeeded", b="succeeded", c="running", e="running")
-    ) == []
+    assert (
+        scheduling.ready_nodes(DEPS, states(a="succeeded", b="succeeded", c="running", e="running"))
+        == []
+    )
     assert scheduling.ready_nodes(
         DEPS, states(a="succeeded", b="succeeded", c="succeeded", e="succeeded")
     ) == ["d"]
@@ -49,7 +54,17 @@ def test_topological_order_is_stable():
 
 
 def test_dag_status():
-    assert scheduling.dag_status(states(a="succeeded", b="succeeded", c="succeeded", d="succeeded", e="succeeded")) == "succeeded"
-    assert scheduling.dag_status(states(a="failed", b="skipped", c="skipped", d="skipped", e="succeeded")) == "failed"
+    assert (
+        scheduling.dag_status(
+            states(a="succeeded", b="succeeded", c="succeeded", d="succeeded", e="succeeded")
+        )
+        == "succeeded"
+    )
+    assert (
+        scheduling.dag_status(
+            states(a="failed", b="skipped", c="skipped", d="skipped", e="succeeded")
+        )
+        == "failed"
+    )
     assert scheduling.dag_status(states(a="cancelled")) == "cancelled"
     assert scheduling.dag_status(states(a="running")) == "running"

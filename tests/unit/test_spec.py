@@ -72,43 +72,109 @@ def test_unknown_override_is_refused_with_suggestion():
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [
-        ({"name": "d", "nodes": [node("a"), node("a")]}, "nodes[1].id: duplicate node id 'a' (also nodes[0])"),
         (
-            {"name": "d", "nodes": [node("a"), node("b", inputs=[{"name": "x", "source": {"node": "prepocess"}}]), node("preprocess")]},
+            {"name": "d", "nodes": [node("a"), node("a")]},
+            "nodes[1].id: duplicate node id 'a' (also nodes[0])",
+        ),
+        (
+            {
+                "name": "d",
+                "nodes": [
+                    node("a"),
+                    node("b", inputs=[{"name": "x", "source": {"node": "prepocess"}}]),
+                    node("preprocess"),
+                ],
+            },
             "nodes[1].inputs[0].source.node: unknown node 'prepocess' (did you mean 'preprocess'?)",
         ),
-        ({"name": "d", "nodes": [node("a", depends_on=["zzz"])]}, "nodes[0].depends_on[0]: unknown node 'zzz'"),
-        ({"name": "d", "nodes": [node("a", depends_on=["a"])]}, "nodes[0].depends_on[0]: a node cannot depend on itself"),
+        (
+            {"name": "d", "nodes": [node("a", depends_on=["zzz"])]},
+            "nodes[0].depends_on[0]: unknown node 'zzz'",
+        ),
+        (
+            {"name": "d", "nodes": [node("a", depends_on=["a"])]},
+            "nodes[0].depends_on[0]: a node cannot depend on itself",
+        ),
         (
             {"name": "d", "nodes": [node("a", inputs=[{"name": "x", "source": {"node": "a"}}])]},
             "nodes[0].inputs[0].source.node: a node cannot read its own output",
         ),
         (
-            {"name": "d", "nodes": [node("a", depends_on=["c"]), node("b", depends_on=["a"]), node("c", depends_on=["b"])]},
+            {
+                "name": "d",
+                "nodes": [
+                    node("a", depends_on=["c"]),
+                    node("b", depends_on=["a"]),
+                    node("c", depends_on=["b"]),
+                ],
+            },
             "nodes: cycle: a -> b -> c -> a",
         ),
-        ({"name": "d", "nodes": [node("a", parallelism=0)]}, "nodes[0].parallelism: Input should be greater than or equal to 1"),
-        ({"name": "d", "nodes": [node("a", parallelism=5000)]}, "nodes[0].parallelism: 5000 exceeds the maximum 1000"),
         (
-            {"name": "d", "nodes": [node("a", inputs=[{"name": "x", "source": {"uri": "/d"}, "partition": "by_row"}])]},
+            {"name": "d", "nodes": [node("a", parallelism=0)]},
+            "nodes[0].parallelism: Input should be greater than or equal to 1",
+        ),
+        (
+            {"name": "d", "nodes": [node("a", parallelism=5000)]},
+            "nodes[0].parallelism: 5000 exceeds the maximum 1000",
+        ),
+        (
+            {
+                "name": "d",
+                "nodes": [
+                    node(
+                        "a", inputs=[{"name": "x", "source": {"uri": "/d"}, "partition": "by_row"}]
+                    )
+                ],
+            },
             "nodes[0].inputs[0].partition: Input should be 'broadcast', 'by_file' or 'by_directory'",
         ),
         (
-            {"name": "d", "nodes": [node("a", inputs=[
-                {"name": "x", "source": {"uri": "/d"}, "partition": "by_file"},
-                {"name": "y", "source": {"uri": "/e"}, "partition": "by_directory"}])]},
+            {
+                "name": "d",
+                "nodes": [
+                    node(
+                        "a",
+                        inputs=[
+                            {"name": "x", "source": {"uri": "/d"}, "partition": "by_file"},
+                            {"name": "y", "source": {"uri": "/e"}, "partition": "by_directory"},
+                        ],
+                    )
+                ],
+            },
             "nodes[0].inputs: at most one input may be partitioned; inputs [0], [1] are (set the others to 'broadcast')",
         ),
         (
-            {"name": "d", "nodes": [node("a", inputs=[{"name": "x", "source": {"uri": "/d", "node": "b"}}])]},
+            {
+                "name": "d",
+                "nodes": [node("a", inputs=[{"name": "x", "source": {"uri": "/d", "node": "b"}}])],
+            },
             "nodes[0].inputs[0].source: give exactly one of 'node' (an upstream node id) or 'uri'",
         ),
-        ({"name": "d", "nodes": [node("a", parameters={"t": "${thresh}"})]}, "nodes[0].parameters.t: unknown DAG parameter '${thresh}'"),
-        ({"name": "d", "nodes": [node("a", colour="red")]}, "nodes[0].colour: Extra inputs are not permitted"),
-        ({"name": "d", "nodes": [node("a", timeout="soon")]}, "nodes[0].timeout: invalid duration 'soon': use e.g. '90s', '30m', '1h30m', '2d'"),
-        ({"name": "d", "nodes": [node("Bad Id")]}, "nodes[0].id: String should match pattern '^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$'"),
-        ({"name": "d", "nodes": []}, "nodes: List should have at least 1 item after validation, not 0"),
-        ({"name": "d", "nodes": [{"id": "a", "project": {"uri": "/r", "subdirectory": "../x"}}]}, "nodes[0].project.subdirectory: must be a relative path inside the repository"),
+        (
+            {"name": "d", "nodes": [node("a", parameters={"t": "${thresh}"})]},
+            "nodes[0].parameters.t: unknown DAG parameter '${thresh}'",
+        ),
+        (
+            {"name": "d", "nodes": [node("a", colour="red")]},
+            "nodes[0].colour: Extra inputs are not permitted",
+        ),
+        (
+            {"name": "d", "nodes": [node("a", timeout="soon")]},
+            "nodes[0].timeout: invalid duration 'soon': use e.g. '90s', '30m', '1h30m', '2d'",
+        ),
+        (
+            {"name": "d", "nodes": [node("Bad Id")]},
+            "nodes[0].id: String should match pattern '^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$'",
+        ),
+        (
+            {"name": "d", "nodes": []},
+            "nodes: List should have at least 1 item after validation, not 0",
+        ),
+        (
+            {"name": "d", "nodes": [{"id": "a", "project": {"uri": "/r", "subdirectory": "../x"}}]},
+            "nodes[0].project.subdirectory: must be a relative path inside the repository",
+        ),
         ({"nodes": [node("a")]}, "name: Field required"),
     ],
 )
@@ -133,7 +199,9 @@ def test_unreadable_documents(text, expected):
 
 
 def test_every_problem_is_reported_at_once():
-    found = problems({"name": "d", "nodes": [node("a", depends_on=["x"]), node("a", parallelism=2000)]})
+    found = problems(
+        {"name": "d", "nodes": [node("a", depends_on=["x"]), node("a", parallelism=2000)]}
+    )
     assert len(found) == 3
 
 
@@ -142,7 +210,8 @@ def test_find_cycle_on_acyclic_graph_is_empty():
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("1h30m", 5400), ("2d", 172800), ("12", 12), (1.5, 1.5)]
+    ("text", "seconds"),
+    [("90s", 90), ("30m", 1800), ("1h30m", 5400), ("2d", 172800), ("12", 12), (1.5, 1.5)],
 )
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds

@@ -1,0 +1,3 @@
+from parallels.cli import main
+
+main()
