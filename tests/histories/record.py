@@ -1,0 +1,136 @@
+"""Record workflow histories for the replay test: `python -m tests.histories.record`.
+
+Run it when a workflow change is *meant* to be incompatible (and version the workflow with
+`workflow.patched` instead whenever running DAGs must survive the change). It starts its own
+Temporal dev server and MLflow server, runs three scenarios, and writes one JSON file per workflow
+execution with machine-specific paths scrubbed from the payloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import temporalio
+
+import worker
+from parallels.settings import Settings
+from parallels.stack import EmbeddedServers, free_port
+from parallels.temporal import connect
+from parallels.watch import start_dag
+from tests.integration.helpers import node, steps_repo
+
+OUT = Path(__file__).resolve().parent
+ROOT = OUT.parents[1]
+WORK = Path("/tmp/parallels-record")
+
+
+def scrub(value: Any, replacements: dict[str, str]) -> Any:
+    """Replace strings inside JSON payloads (base64 in history JSON) and everywhere else."""
+    if isinstance(value, dict):
+        if "data" in value and "metadata" in value and isinstance(value["data"], str):
+            raw = base64.b64decode(value["data"]).decode("utf-8", errors="strict")
+            for old, new in replacements.items():
+                raw = raw.replace(old, new)
+            return {**value, "data": base64.b64encode(raw.encode()).decode()}
+        return {k: scrub(v, replacements) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v, replacements) for v in value]
+    if isinstance(value, str):
+        for old, new in replacements.items():
+            value = value.replace(old, new)
+    return value
+
+
+async def main() -> None:
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    repo = steps_repo(WORK)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmbeddedServers(
+            Path(tmp),
+            temporal_port=free_port(),
+            ui_port=free_port(),
+            mlflow_port=free_port(),
+            ui=False,
+        ) as servers,
+    ):
+        settings = Settings(
+            state_dir=WORK / "state",
+            temporal_address=servers.temporal.address,
+            mlflow_tracking_uri=servers.mlflow.uri,
+            task_queue="parallels",
+        )
+        client = await connect(settings.temporal_address)
+        scenarios = {
+            "fanout": {
+                "name": "fanout",
+                "nodes": [
+                    node("a", repo, "emit", parameters={"n": 5}),
+                    node(
+                        "b",
+                        repo,
+                        "copy",
+                        parallelism=3,
+                        inputs=[{"name": "data", "source": {"node": "a"}, "partition": "by_file"}],
+                    ),
+                    node("c", repo, "copy", inputs=[{"name": "data", "source": {"node": "b"}}]),
+                ],
+            },
+            "failfast": {
+                "name": "failfast",
+                "nodes": [
+                    node("slow", repo, "sleep", parameters={"seconds": 30}),
+                    node("bad", repo, "fail"),
+                    node("after", repo, "fail", depends_on=["bad"]),
+                ],
+            },
+            "cancelled": {
+                "name": "cancelled",
+                "nodes": [
+                    node("s", repo, "sleep", parallelism=2, parameters={"seconds": 60}),
+                ],
+            },
+        }
+        async with worker.running(worker.build_workers(client, settings)):
+            for name, spec in scenarios.items():
+                handle = await start_dag(
+                    client, spec, task_queue="parallels", workflow_id=f"replay-{name}"
+                )
+                if name == "cancelled":
+                    await asyncio.sleep(6)
+                    await handle.cancel()
+                try:
+                    await handle.result()
+                except Exception as e:  # failures are the point of two scenarios
+                    print(f"{name}: {type(e).__name__}")
+                ids = [handle.id] + [f"{handle.id}/{n['id']}" for n in spec["nodes"]]
+                for wid in ids:
+                    try:
+                        history = await client.get_workflow_handle(wid).fetch_history()
+                    except Exception:
+                        continue  # a node that never started has no history
+                    doc = scrub(
+                        json.loads(history.to_json()),
+                        {
+                            sys.executable: "/venv/bin/python",
+                            str(Path(temporalio.__file__).parents[1]): "/venv/site-packages",
+                            str(ROOT): "/src",
+                            str(WORK): "/tmp/parallels-record",
+                            str(Path.home()): "/home/user",
+                        },
+                    )
+                    path = OUT / f"{wid.replace('/', '__')}.json"
+                    path.write_text(json.dumps(doc, indent=1) + "\n")
+                    print("wrote", path.name)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
