@@ -81,9 +81,9 @@ def build_workers(
                 client,
                 task_queue=naming.cluster_queue(queue, cluster),
                 activities=[envs.prepare_environment, partitions.run_partition],
-                # Environment builds share the slots with partitions, plus one so a node's
-                # environment is never stuck behind the partitions of another node.
-                max_concurrent_activities=settings.local_slots + 1,
+                # Environment builds share the slots with partitions: they may wait behind
+                # another node's partitions, but partitions never wait on them, so no deadlock.
+                max_concurrent_activities=settings.local_slots,
                 max_heartbeat_throttle_interval=timedelta(seconds=2),
                 default_heartbeat_throttle_interval=timedelta(seconds=2),
                 graceful_shutdown_timeout=timedelta(seconds=10),

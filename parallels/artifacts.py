@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repo import ArtifactRepository
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
 
 from parallels.errors import InputError, TransientError
 from parallels.partitioning import FileEntry
@@ -23,6 +24,10 @@ from parallels.partitioning import FileEntry
 
 def _repo(uri: str, tracking_uri: str | None) -> ArtifactRepository:
     try:
+        if uri.startswith("runs:/"):
+            # MLflow's runs:/ repository asks the tracking server for the run and its logged
+            # models on *every* list and download; resolve it once to where the files live.
+            uri = RunsArtifactRepository.get_underlying_uri(uri, tracking_uri)
         return get_artifact_repository(uri, tracking_uri=tracking_uri)
     except MlflowException as e:
         raise InputError(f"cannot read input '{uri}': {e.message}") from e

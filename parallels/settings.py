@@ -30,8 +30,6 @@ class Settings(BaseSettings):
     local_slots: int = Field(default_factory=_default_slots, ge=1)
     #: Upper bound on a node's `parallelism`.
     max_parallelism: int = Field(default=1000, ge=1)
-    #: Partition activities a node workflow keeps in flight at once.
-    max_in_flight: int = Field(default=200, ge=1, le=1000)
     #: Seconds between heartbeats of a running partition.
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     #: Keep partition work directories after success (they are always kept after a failure).

@@ -1,0 +1,1 @@
+"""The Parallels REST API (Starlette). Not built yet: see api/README.md."""
