@@ -58,8 +58,15 @@ class LocalPartitions:
     @translate_errors
     async def run_partition(self, inp: PartitionInput) -> PartitionResult:
         started = time.monotonic()
-        attempt = activity.info().attempt
-        run_id = await asyncio.to_thread(self._open_run, inp)
+        info = activity.info()
+        attempt = info.attempt
+        run_id, failures, last_error = await asyncio.to_thread(self._open_run, inp)
+        if failures > inp.retries:
+            # The previous attempt timed out and used up the retries; Temporal retries timeouts
+            # itself, so this attempt only reports it.
+            message = last_error or f"partition {inp.index} failed"
+            await asyncio.to_thread(self._tracking.close, run_id, "FAILED", {}, message)
+            raise PartitionFailed(message, final=True)
         phase = ["fetching inputs"]
         beat = heartbeater()
         beating = asyncio.create_task(self._heartbeat(phase))
@@ -96,26 +103,39 @@ class LocalPartitions:
                 count=inp.count,
             )
             activity.logger.info("partition %s: %d input files, running: %s", inp.key, n, command)
-            code = await self._run_command(command, Path(inp.env.source_dir), env, log_path)
+            limit = info.start_to_close_timeout
+            # Enforced here, a little before Temporal's own timeout (the backstop), so the kill,
+            # the failure count and the message are ours and a timeout uses up a retry.
+            deadline = (
+                started + limit.total_seconds() - min(2.0, 0.1 * limit.total_seconds())
+                if limit
+                else None
+            )
+            code = await self._run_command(
+                command, Path(inp.env.source_dir), env, log_path, deadline
+            )
             phase[0] = "uploading outputs"
             await asyncio.to_thread(
                 runner.upload, self._tracking.client, run_id, work, outputs=code == 0
             )
             if code != 0:
-                error = f"partition {inp.index} {runner.describe_exit(code)}"
+                error = f"partition {inp.index} " + (
+                    runner.describe_exit(code)
+                    if code is not None
+                    else f"timed out after {limit.total_seconds():g}s (the node's timeout)"
+                    if limit
+                    else "timed out"
+                )
                 failures = await asyncio.to_thread(self._count_failure, run_id)
                 tail = runner.log_tail(log_path)
                 raise PartitionFailed(
                     error + (f"; last output:\n{tail}" if tail else ""),
-                    code,
+                    code,  # None: timed out
                     final=failures > inp.retries,
                 )
             status = "FINISHED"
         except asyncio.CancelledError:
-            details = activity.cancellation_details()
-            timed_out = details is not None and details.timed_out
-            status = "FAILED" if timed_out else "KILLED"
-            error = "timed out" if timed_out else "cancelled"
+            status, error = "KILLED", "cancelled"
             raise
         except Exception as e:
             error = error or str(e)
@@ -129,7 +149,8 @@ class LocalPartitions:
             index=inp.index, run_id=run_id, exit_code=0, seconds=time.monotonic() - started
         )
 
-    def _open_run(self, inp: PartitionInput) -> str:
+    def _open_run(self, inp: PartitionInput) -> tuple[str, int, str | None]:
+        """The partition's run, with the step failures and last error of earlier attempts."""
         tags = {
             "parallels.dag": inp.dag_name,
             "parallels.node": inp.node_id,
@@ -145,9 +166,10 @@ class LocalPartitions:
                 inp.experiment_id, inp.key, f"{inp.node_id}-{inp.index}", tags, inp.node_run_id
             )
             self._tracking.log_params(run_id, inp.parameters)
+            tags = self._tracking.client.get_run(run_id).data.tags
         except Exception as e:
             raise TransientError(f"MLflow: cannot open the partition run: {e}") from e
-        return run_id
+        return run_id, int(tags.get(FAILURES_TAG, "0")), tags.get("parallels.error")
 
     def _count_failure(self, run_id: str) -> int:
         """Failures of the step itself, kept on the run so worker crashes do not count."""
@@ -157,8 +179,9 @@ class LocalPartitions:
         return failures
 
     async def _run_command(
-        self, command: str, cwd: Path, env: dict[str, str], log_path: Path
-    ) -> int:
+        self, command: str, cwd: Path, env: dict[str, str], log_path: Path, deadline: float | None
+    ) -> int | None:
+        """The command's exit code, or None if it ran past `deadline` (and was killed)."""
         with log_path.open("ab") as log:
             proc = await asyncio.create_subprocess_exec(
                 "/bin/bash",
@@ -173,7 +196,12 @@ class LocalPartitions:
                 preexec_fn=_die_with_parent,
             )
             try:
-                return await proc.wait()
+                if deadline is None:
+                    return await proc.wait()
+                return await asyncio.wait_for(proc.wait(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                await _kill_group(proc)
+                return None
             except asyncio.CancelledError:
                 await _kill_group(proc)
                 raise

@@ -163,9 +163,17 @@ def run(
     watch: Annotated[bool, typer.Option(help="follow progress until the run ends")] = True,
 ) -> None:
     """Start a DAG file on the configured Temporal (a worker must be running)."""
+    from parallels.validation import apply_overrides, load_spec
+
     settings = Settings()
     doc = _load_file(file, settings)
     params = _parse_params(param)
+    try:
+        apply_overrides(load_spec(doc, max_parallelism=settings.max_parallelism), params)
+    except SpecInvalid as e:
+        for p in e.problems:
+            err.print(str(p), markup=False)
+        raise typer.Exit(2) from e
 
     async def main() -> int:
         from parallels import watch as w

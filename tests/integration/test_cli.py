@@ -64,3 +64,94 @@ def test_demo_command_runs_the_example_end_to_end(tmp_path):
     for node in ("ingest", "train", "preprocess", "infer", "aggregate"):
         assert f"  {node}" in out.stdout
     assert not (tmp_path / "mlruns").exists()  # everything went to the embedded MLflow server
+
+
+def test_up_then_run_a_dag_file_then_ctrl_c_stops_everything(tmp_path):
+    import os
+    import signal
+    import time
+
+    from parallels.stack import free_port, port_open
+    from tests.conftest import make_repo
+    from tests.integration.helpers import STEP_MLPROJECT, STEP_PY
+
+    t_port, ui_port, m_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "PARALLELS_STATE_DIR": str(tmp_path / "state"),
+        "PARALLELS_TEMPORAL_ADDRESS": f"127.0.0.1:{t_port}",
+        "PARALLELS_TEMPORAL_UI_PORT": str(ui_port),
+        "PARALLELS_MLFLOW_PORT": str(m_port),
+        "PARALLELS_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{m_port}",
+    }
+    # A DAG file kept next to its project, which it names by a relative path.
+    dag = (
+        "name: from-file\nparameters: {n: 4}\nnodes:\n"
+        "  - {id: emit, project: {uri: .., subdirectory: steps}, entry_point: emit,"
+        " parameters: {n: '${n}'}, env_manager: local}\n"
+        "  - {id: copy, project: {uri: ../steps}, entry_point: copy, parallelism: 2,"
+        " env_manager: local, inputs: [{name: d, source: {node: emit}, partition: by_file}]}\n"
+    )
+    repo = make_repo(
+        tmp_path / "repo",
+        {
+            "steps/MLproject": STEP_MLPROJECT,
+            "steps/step.py": STEP_PY,
+            "dags/dag.yaml": dag,
+        },
+    )
+    log = (tmp_path / "up.log").open("wb")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "parallels", "up"],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while "Ctrl-C stops" not in (tmp_path / "up.log").read_text():
+            assert up.poll() is None, (tmp_path / "up.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "up.log").read_text()
+            time.sleep(0.2)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "parallels",
+                "run",
+                str(repo / "dags" / "dag.yaml"),
+                "-p",
+                "n=6",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        assert "succeeded" in out.stdout
+        assert "copy" in out.stdout and "2 partition(s)" in out.stdout
+
+        bad = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "parallels",
+                "run",
+                str(repo / "dags" / "dag.yaml"),
+                "-p",
+                "m=1",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert bad.returncode == 2 and "parameters.m: unknown DAG parameter" in bad.stderr
+    finally:
+        up.send_signal(signal.SIGINT)
+        code = up.wait(60)
+    assert code == 0, (tmp_path / "up.log").read_text()[-3000:]
+    assert not port_open(t_port) and not port_open(m_port)

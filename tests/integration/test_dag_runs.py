@@ -320,3 +320,25 @@ async def test_virtualenv_is_built_once_and_reused(client, settings, tmp_path):
         mlflow.download_artifacts(parts[0].info.run_id, "output/py.txt", str(tmp_path))
     ).read_text()
     assert prefix == str(envs[0])  # the step ran inside the virtualenv
+
+
+async def test_timeout_kills_the_step_and_counts_against_retries(client, settings, tmp_path):
+    repo = steps_repo(tmp_path)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    spec = {
+        "name": "timeout",
+        "nodes": [
+            node("s", repo, "sleep", timeout="3s", parameters={"seconds": 60, "pids": str(pids)})
+        ],
+    }
+    started = time.monotonic()
+    wid, result, error = await asyncio.wait_for(run_dag(client, settings, spec), 60)
+    assert result is None
+    assert "partition 0 timed out after 3s (the node's timeout)" in str(error)
+    assert time.monotonic() - started < 30  # not retried as if the worker had died
+    pid = int((pids / "0.pid").read_text())
+    assert not _alive(pid)
+    parts = by_kind(runs_of(settings, wid), "partition")
+    assert len(parts) == 1 and parts[0].info.status == "FAILED"
+    assert parts[0].data.tags["parallels.failures"] == "1"
