@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -24,16 +23,10 @@ from parallels import naming, runner
 from parallels.errors import PartitionFailed, TransientError
 from parallels.mlproject import format_command
 from parallels.models import PartitionInput, PartitionResult
+from parallels.stack import die_with_parent
 
 KILL_GRACE_SECONDS = 5.0
 FAILURES_TAG = "parallels.failures"
-
-
-def _die_with_parent() -> None:
-    # Linux: the command dies with the worker, so a SIGKILLed worker leaves no orphan that a
-    # retry on another worker would race with.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class LocalPartitions:
@@ -193,7 +186,8 @@ class LocalPartitions:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                # A SIGKILLed worker leaves no orphan racing the retry on another worker.
+                preexec_fn=die_with_parent,
             )
             try:
                 if deadline is None:

@@ -274,7 +274,13 @@ def _print_summary_json(settings: Settings, result: Any) -> None:
     )
 
 
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _run(coro: Any) -> Any:
+    # SIGTERM unwinds like Ctrl-C, so the embedded servers are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, _sigterm)
     try:
         return asyncio.run(coro)
     except ParallelsError as e:

@@ -7,6 +7,7 @@ users do. State (Temporal database, MLflow database and artifacts) lives under o
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -39,13 +40,42 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def _bin(name: str) -> str:
+def binary(name: str) -> str:
     # Prefer the binary installed next to this interpreter (the venv), then PATH.
     local = Path(sys.executable).parent / name
     found = str(local) if local.exists() else shutil.which(name)
     if not found:
         raise StackError(f"'{name}' not found: install the project (pip install -e .)")
     return found
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Linux: the child gets `sig` when the process that started it dies, however it dies.
+
+    Used for partition processes and server watchdogs, so a killed CLI or worker leaves no
+    orphans behind (a clean exit still stops everything gracefully first).
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
+
+
+# Kills a whole process group when its parent (our CLI) dies: PR_SET_PDEATHSIG reaches only a
+# direct child, and `mlflow server` runs uvicorn as a grandchild.
+_WATCHDOG = """
+import os, signal, sys, time
+group, parent = int(sys.argv[1]), int(sys.argv[2])
+def bye(*_):
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    sys.exit(0)
+signal.signal(signal.SIGTERM, bye)
+if os.getppid() != parent:
+    bye()
+while True:
+    time.sleep(3600)
+"""
 
 
 class _Process:
@@ -55,7 +85,17 @@ class _Process:
         self._log = log_path.open("ab")
         self.log_path = log_path
         self.proc = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(self.proc.pid), str(os.getpid())],
+            stdin=subprocess.DEVNULL,
+            preexec_fn=lambda: die_with_parent(signal.SIGTERM),
         )
 
     def alive(self) -> bool:
@@ -71,6 +111,8 @@ class _Process:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        self._watchdog.kill()
+        self._watchdog.wait()
         self._log.close()
 
     def tail(self, n: int = 20) -> str:
@@ -110,7 +152,7 @@ class TemporalDevServer:
 
     def start(self, timeout: float = 30) -> None:
         cmd = [
-            _bin("temporal"), "server", "start-dev",
+            binary("temporal"), "server", "start-dev",
             "--ip", "127.0.0.1", "--port", str(self.port),
             "--ui-port", str(self.ui_port), "--ui-disable-news-fetch", "--log-level", "warn",
             "--search-attribute", "ParallelsDag=Keyword",
@@ -130,11 +172,6 @@ class TemporalDevServer:
         if self._p:
             self._p.stop()
 
-    def kill(self) -> None:
-        if self._p and self._p.alive():
-            os.killpg(self._p.proc.pid, signal.SIGKILL)
-            self._p.proc.wait()
-
 
 class MlflowServer:
     def __init__(self, state_dir: Path, port: int) -> None:
@@ -152,7 +189,7 @@ class MlflowServer:
         # Without this MLflow 3 also starts job-runner processes (~1.7 GB) we do not use.
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         cmd = [
-            _bin("mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
+            binary("mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
             "--workers", "1",
             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
             "--default-artifact-root", str(root / "mlflow-artifacts"),

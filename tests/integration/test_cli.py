@@ -155,3 +155,39 @@ def test_up_then_run_a_dag_file_then_ctrl_c_stops_everything(tmp_path):
         code = up.wait(60)
     assert code == 0, (tmp_path / "up.log").read_text()[-3000:]
     assert not port_open(t_port) and not port_open(m_port)
+
+
+def test_a_killed_stack_leaves_no_servers_behind(tmp_path):
+    import os
+    import signal
+    import time
+
+    from parallels.stack import free_port, port_open
+
+    t_port, m_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PARALLELS_STATE_DIR": str(tmp_path / "state"),
+        "PARALLELS_TEMPORAL_ADDRESS": f"127.0.0.1:{t_port}",
+        "PARALLELS_TEMPORAL_UI_PORT": str(free_port()),
+        "PARALLELS_MLFLOW_PORT": str(m_port),
+    }
+    log = tmp_path / "up.log"
+    up = subprocess.Popen(
+        [sys.executable, "-m", "parallels", "up"],
+        env=env,
+        cwd=tmp_path,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while "Ctrl-C stops" not in log.read_text():
+        assert up.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    assert port_open(t_port) and port_open(m_port)
+    up.send_signal(signal.SIGKILL)  # no chance to clean up
+    up.wait()
+    deadline = time.monotonic() + 15
+    while port_open(t_port) or port_open(m_port):
+        assert time.monotonic() < deadline, "servers outlived the killed CLI"
+        time.sleep(0.2)

@@ -342,3 +342,40 @@ async def test_timeout_kills_the_step_and_counts_against_retries(client, setting
     parts = by_kind(runs_of(settings, wid), "partition")
     assert len(parts) == 1 and parts[0].info.status == "FAILED"
     assert parts[0].data.tags["parallels.failures"] == "1"
+
+
+async def test_temporal_cli_starts_a_dag_with_plain_json(client, settings, tmp_path):
+    import json
+    import subprocess
+    import uuid
+
+    from parallels.stack import binary
+
+    repo = steps_repo(tmp_path)
+    spec = {"name": "from-cli", "nodes": [node("a", repo, "emit", parameters={"n": 2})]}
+    wid = f"cli-{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        [
+            binary("temporal"),
+            "workflow",
+            "start",
+            "--address",
+            settings.temporal_address,
+            "--type",
+            "DagRunWorkflow",
+            "--task-queue",
+            settings.task_queue,
+            "--workflow-id",
+            wid,
+            "--input",
+            json.dumps({"spec": spec}),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    result = await asyncio.wait_for(client.get_workflow_handle(wid).result(), 120)
+    assert result["status"] == "succeeded" and result["nodes"]["a"]["partitions"] == 1
+    desc = await client.get_workflow_handle(wid).describe()
+    assert desc.search_attributes["ParallelsDag"] == ["from-cli"]
+    assert desc.search_attributes["MlflowRunId"] == [result["mlflow_run_id"]]
