@@ -35,6 +35,20 @@ class Settings(BaseSettings):
     #: Keep partition work directories after success (they are always kept after a failure).
     keep_workdirs: bool = False
 
+    # --- REST API ---
+    #: SQLAlchemy URL of the template store (default: SQLite under the state dir).
+    database_url: str | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    #: Bearer tokens, "token:user" or "token:user:admin", comma separated.
+    api_tokens: str = ""
+    #: A file of tokens, one "token user [admin]" per line ('#' comments).
+    api_tokens_file: Path | None = None
+    #: Serve without authentication (the embedded stack only; logged loudly).
+    api_open: bool = False
+    #: Largest request body the API accepts.
+    api_max_body_bytes: int = Field(default=1_000_000, ge=1024)
+
     @property
     def cache_dir(self) -> Path:
         return self.state_dir / "cache"
@@ -42,6 +56,10 @@ class Settings(BaseSettings):
     @property
     def work_dir(self) -> Path:
         return self.state_dir / "work"
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.state_dir / 'parallels.db').resolve()}"
 
     @property
     def temporal_ui_url(self) -> str:

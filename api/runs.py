@@ -1,0 +1,160 @@
+"""DAG runs as the API sees them: started, read and cancelled in Temporal (the only run state)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError
+
+from parallels.models import DagProgress, DagRunInput
+from parallels.settings import Settings
+from parallels.spec import DagSpec, Scalar
+from workflows.dag import DAG_ATTR
+
+_STATUS = {
+    WorkflowExecutionStatus.RUNNING: "running",
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: "running",
+    WorkflowExecutionStatus.COMPLETED: "succeeded",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.TIMED_OUT: "failed",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+}
+_QUERY_STATUS = {
+    "running": "Running",
+    "succeeded": "Completed",
+    "failed": "Failed",
+    "cancelled": "Canceled",
+    "terminated": "Terminated",
+}
+STATUSES = tuple(_QUERY_STATUS)
+
+
+class RunLinks(BaseModel):
+    temporal: str
+    mlflow: str | None = None
+
+
+class Run(BaseModel):
+    id: str
+    dag: str | None
+    status: str
+    started_at: datetime | None
+    closed_at: datetime | None
+    owner: str | None = None
+    template_version: int | None = None
+    mlflow_run_id: str | None = None
+    links: RunLinks
+    progress: DagProgress | None = None
+
+
+class RunService:
+    def __init__(self, client: Client, settings: Settings) -> None:
+        self._client = client
+        self._settings = settings
+
+    async def start(
+        self,
+        spec: DagSpec,
+        raw_spec: dict[str, Any],
+        *,
+        parameters: Mapping[str, Scalar],
+        run_name: str | None,
+        owner: str,
+        template_version: int | None,
+    ) -> Run:
+        wid = f"{spec.name}-{uuid.uuid4().hex[:12]}"
+        handle: WorkflowHandle[Any, Any] = await self._client.start_workflow(
+            "DagRunWorkflow",
+            DagRunInput(
+                spec=raw_spec,
+                parameters=dict(parameters),
+                run_name=run_name,
+                template_version=template_version,
+                owner=owner,
+            ),
+            id=wid,
+            task_queue=self._settings.task_queue,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(DAG_ATTR, spec.name)]),
+            memo={"owner": owner, "template_version": template_version},
+        )
+        return await self.get(handle.id, with_progress=False)
+
+    async def list(self, dag: str | None, status: str | None, limit: int) -> list[Run]:
+        clauses = ["WorkflowType = 'DagRunWorkflow'"]
+        if dag:
+            clauses.append(f"ParallelsDag = '{_quote(dag)}'")
+        if status:
+            clauses.append(f"ExecutionStatus = '{_QUERY_STATUS[status]}'")
+        runs: list[Run] = []
+        async for wf in self._client.list_workflows(" AND ".join(clauses), limit=limit):
+            memo = await wf.memo()
+            runs.append(self._run(wf.id, wf, memo))
+        return runs
+
+    async def get(self, run_id: str, *, with_progress: bool = True) -> Run:
+        handle = self._client.get_workflow_handle(run_id)
+        desc = await handle.describe()
+        if desc.workflow_type != "DagRunWorkflow":
+            raise RPCError(f"workflow '{run_id}' is not a DAG run", _not_found(), b"")
+        run = self._run(run_id, desc, await desc.memo())
+        if with_progress:
+            run.progress = await self.progress(handle)
+            if run.progress is not None:
+                run.mlflow_run_id = run.progress.mlflow_run_id
+                run.dag = run.progress.dag or run.dag
+                run.links.mlflow = self._mlflow_link(run.progress)
+        return run
+
+    async def progress(self, handle: WorkflowHandle[Any, Any]) -> DagProgress | None:
+        try:
+            found: DagProgress = await handle.query(
+                "progress", result_type=DagProgress, rpc_timeout=timedelta(seconds=5)
+            )
+            return found
+        except RPCError:
+            return None  # no worker to answer right now: the rest of the run is still shown
+
+    async def cancel(self, run_id: str) -> None:
+        await self.get(run_id, with_progress=False)  # 404 for unknown or non-DAG workflows
+        await self._client.get_workflow_handle(run_id).cancel()
+
+    def _run(self, run_id: str, wf: Any, memo: Mapping[str, Any]) -> Run:
+        dags = wf.search_attributes.get("ParallelsDag") if wf.search_attributes else None
+        mlflow_ids = wf.search_attributes.get("MlflowRunId") if wf.search_attributes else None
+        return Run(
+            id=run_id,
+            dag=dags[0] if dags else None,
+            status=_STATUS.get(wf.status, "running") if wf.status else "running",
+            started_at=wf.start_time,
+            closed_at=wf.close_time,
+            owner=memo.get("owner"),
+            template_version=memo.get("template_version"),
+            mlflow_run_id=mlflow_ids[0] if mlflow_ids else None,
+            links=RunLinks(
+                temporal=f"{self._settings.temporal_ui_url}/namespaces/"
+                f"{self._settings.temporal_namespace}/workflows/{run_id}"
+            ),
+        )
+
+    def _mlflow_link(self, p: DagProgress) -> str | None:
+        if not (p.experiment_id and p.mlflow_run_id):
+            return None
+        base = self._settings.mlflow_tracking_uri.rstrip("/")
+        return f"{base}/#/experiments/{p.experiment_id}/runs/{p.mlflow_run_id}"
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _not_found() -> Any:
+    from temporalio.service import RPCStatusCode
+
+    return RPCStatusCode.NOT_FOUND

@@ -1,0 +1,275 @@
+"""The REST API end to end: real store (SQLite), real Temporal dev server, real worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from api.app import create_app
+from api.store import TemplateStore
+from tests.integration.helpers import node, steps_repo
+
+ALICE = {"Authorization": "Bearer alice-token"}
+
+
+@pytest_asyncio.fixture
+async def api(client, settings, tmp_path, worker):
+    s = settings.model_copy(update={"api_tokens": "alice-token:alice,root-token:root:admin"})
+
+    async def temporal():
+        return client
+
+    app = create_app(
+        s, store=TemplateStore(f"sqlite:///{tmp_path / 'store.db'}"), temporal=temporal
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://api"
+    ) as http:
+        yield http
+
+
+def spec_for(repo, name="tpl", n=3):
+    return {
+        "name": name,
+        "parameters": {"n": n},
+        "nodes": [
+            node("emit", repo, "emit", parameters={"n": "${n}"}),
+            node(
+                "copy",
+                repo,
+                "copy",
+                parallelism=2,
+                inputs=[{"name": "d", "source": {"node": "emit"}, "partition": "by_file"}],
+            ),
+        ],
+    }
+
+
+async def test_auth_is_required_except_for_health_and_openapi(api):
+    r = await api.get("/api/v1/templates")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert r.json()["error"] == "unauthorized"
+    r = await api.get("/api/v1/templates", headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401 and r.json()["message"] == "invalid token"
+    assert (await api.get("/health")).json() == {"status": "ok"}
+    doc = (await api.get("/api/v1/openapi.json")).json()
+    assert "/api/v1/runs" in doc["paths"] and "post" in doc["paths"]["/api/v1/templates"]
+
+
+async def test_template_lifecycle(api, tmp_path):
+    repo = steps_repo(tmp_path)
+    spec = spec_for(repo)
+    r = await api.post("/api/v1/templates", json={"spec": spec}, headers=ALICE)
+    assert r.status_code == 201, r.text
+    assert r.json()["version"] == 1 and r.json()["owner"] == "alice"
+    r = await api.post("/api/v1/templates", json={"spec": spec}, headers=ALICE)
+    assert r.status_code == 409 and "already exists" in r.json()["message"]
+    spec2 = {**spec, "parameters": {"n": 5}}
+    r = await api.put("/api/v1/templates/tpl", json={"spec": spec2}, headers=ALICE)
+    assert r.status_code == 200 and r.json()["version"] == 2
+    assert (await api.get("/api/v1/templates/tpl", headers=ALICE)).json()["spec"]["parameters"] == {
+        "n": 5
+    }
+    v1 = await api.get("/api/v1/templates/tpl", params={"version": 1}, headers=ALICE)
+    assert v1.json()["spec"]["parameters"] == {"n": 3}
+    versions = (await api.get("/api/v1/templates/tpl/versions", headers=ALICE)).json()["items"]
+    assert [v["version"] for v in versions] == [1, 2]
+    await api.post("/api/v1/templates", json={"spec": {**spec, "name": "other"}}, headers=ALICE)
+    page = (await api.get("/api/v1/templates", params={"limit": 1}, headers=ALICE)).json()
+    assert page["total"] == 2 and [t["name"] for t in page["items"]] == ["other"]
+    assert (await api.delete("/api/v1/templates/tpl", headers=ALICE)).status_code == 204
+    r = await api.get("/api/v1/templates/tpl", headers=ALICE)
+    assert r.status_code == 404 and r.json()["message"] == "template 'tpl' not found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload", "status", "expected"),
+    [
+        (
+            "post",
+            "/api/v1/templates",
+            {
+                "spec": {
+                    "name": "x",
+                    "nodes": [{"id": "a", "project": {"uri": "/r"}, "depends_on": ["b"]}],
+                }
+            },
+            422,
+            {"path": "nodes[0].depends_on[0]", "message": "unknown node 'b'"},
+        ),
+        (
+            "post",
+            "/api/v1/templates/validate",
+            {"spec": {"name": "x", "nodes": []}},
+            422,
+            {
+                "path": "nodes",
+                "message": "List should have at least 1 item after validation, not 0",
+            },
+        ),
+        (
+            "post",
+            "/api/v1/templates",
+            {"spec": {}, "extra": 1},
+            422,
+            {"path": "extra", "message": "Extra inputs are not permitted"},
+        ),
+        (
+            "post",
+            "/api/v1/templates",
+            {"nope": 1},
+            422,
+            {"path": "spec", "message": "Field required"},
+        ),
+        (
+            "put",
+            "/api/v1/templates/a",
+            {"spec": {"name": "b", "nodes": [{"id": "a", "project": {"uri": "/r"}}]}},
+            422,
+            "spec name 'b' differs from 'a'",
+        ),
+        (
+            "put",
+            "/api/v1/templates/zz",
+            {"spec": {"name": "zz", "nodes": [{"id": "a", "project": {"uri": "/r"}}]}},
+            404,
+            "template 'zz' not found",
+        ),
+        (
+            "get",
+            "/api/v1/templates?limit=0",
+            None,
+            422,
+            "query parameter 'limit' must be in 1..500",
+        ),
+        (
+            "get",
+            "/api/v1/templates?offset=x",
+            None,
+            422,
+            "query parameter 'offset' must be an integer",
+        ),
+        ("get", "/api/v1/runs?status=weird", None, 422, "status must be one of"),
+        (
+            "post",
+            "/api/v1/runs",
+            {"template": "a", "spec": {}},
+            422,
+            "give exactly one of 'template' or 'spec'",
+        ),
+        ("post", "/api/v1/runs", {"template": "missing"}, 404, "template 'missing' not found"),
+        ("get", "/api/v1/runs/no-such-run", None, 404, "not found"),
+    ],
+)
+async def test_bad_input_gets_a_precise_4xx(api, method, path, payload, status, expected):
+    kw = {"json": payload} if payload is not None else {}
+    r = await getattr(api, method)(path, headers=ALICE, **kw)
+    assert r.status_code == status, r.text
+    body = r.json()
+    if isinstance(expected, dict):
+        assert expected in body["problems"]
+    else:
+        assert expected in body["message"]
+
+
+async def test_malformed_and_oversized_bodies(api):
+    r = await api.post("/api/v1/templates", content=b"{not json", headers=ALICE)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_json"
+    r = await api.post("/api/v1/templates", content=b"\xff\xfe", headers=ALICE)
+    assert r.status_code == 400
+    big = json.dumps({"spec": {"name": "x", "description": "y" * 1_100_000}})
+    r = await api.post("/api/v1/templates", content=big, headers=ALICE)
+    assert r.status_code == 413
+
+
+async def test_run_from_template_watch_and_list(api, tmp_path):
+    repo = steps_repo(tmp_path)
+    await api.post("/api/v1/templates", json={"spec": spec_for(repo, "apirun")}, headers=ALICE)
+    r = await api.post(
+        "/api/v1/runs", json={"template": "apirun", "parameters": {"n": 4}}, headers=ALICE
+    )
+    assert r.status_code == 201, r.text
+    run = r.json()
+    assert run["dag"] == "apirun" and run["template_version"] == 1 and run["owner"] == "alice"
+    assert run["links"]["temporal"].endswith(f"/workflows/{run['id']}")
+
+    events = []
+    async with api.stream("GET", f"/api/v1/runs/{run['id']}/events", headers=ALICE) as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("event: "):
+                events.append(line.removeprefix("event: "))
+    assert events[0] == "progress" and events[-1] == "end"
+
+    done = (await api.get(f"/api/v1/runs/{run['id']}", headers=ALICE)).json()
+    assert done["status"] == "succeeded"
+    assert done["progress"]["nodes"]["copy"]["partitions"] == ["succeeded", "succeeded"]
+    assert done["mlflow_run_id"] and done["links"]["mlflow"].endswith(done["mlflow_run_id"])
+
+    for _ in range(50):  # visibility lags a little behind
+        listed = (
+            await api.get(
+                "/api/v1/runs", params={"template": "apirun", "status": "succeeded"}, headers=ALICE
+            )
+        ).json()
+        if listed["items"]:
+            break
+        await asyncio.sleep(0.2)
+    assert [x["id"] for x in listed["items"]] == [run["id"]]
+
+    r = await api.post(
+        "/api/v1/runs", json={"template": "apirun", "parameters": {"m": 1}}, headers=ALICE
+    )
+    assert r.status_code == 422 and r.json()["problems"][0]["path"] == "parameters.m"
+
+
+async def test_cancel_an_inline_spec_run(api, tmp_path):
+    repo = steps_repo(tmp_path)
+    spec = {"name": "apicancel", "nodes": [node("s", repo, "sleep", parameters={"seconds": 120})]}
+    run = (await api.post("/api/v1/runs", json={"spec": spec}, headers=ALICE)).json()
+    for _ in range(100):
+        got = (await api.get(f"/api/v1/runs/{run['id']}", headers=ALICE)).json()
+        if got["progress"] and got["progress"]["nodes"]["s"]["partitions"] == ["running"]:
+            break
+        await asyncio.sleep(0.2)
+    r = await api.post(f"/api/v1/runs/{run['id']}/cancel", headers=ALICE)
+    assert r.status_code == 202
+    for _ in range(100):
+        got = (await api.get(f"/api/v1/runs/{run['id']}", headers=ALICE)).json()
+        if got["status"] != "running":
+            break
+        await asyncio.sleep(0.2)
+    assert got["status"] == "cancelled"
+    assert got["progress"]["nodes"]["s"]["state"] == "cancelled"
+
+
+async def test_temporal_unreachable_is_a_503(settings, tmp_path):
+    from parallels.stack import free_port
+
+    s = settings.model_copy(
+        update={"api_open": True, "temporal_address": f"127.0.0.1:{free_port()}"}
+    )
+    app = create_app(s, store=TemplateStore(f"sqlite:///{tmp_path / 's.db'}"))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://api"
+    ) as http:
+        r = await http.get("/api/v1/runs")
+    assert r.status_code == 503 and "unreachable" in r.json()["message"]
+
+
+def test_no_tokens_and_not_open_refuses_to_start(settings, tmp_path):
+    with pytest.raises(ValueError, match="no API tokens configured"):
+        create_app(settings, store=TemplateStore(f"sqlite:///{tmp_path / 's.db'}"))
+
+
+def test_store_survives_reopening(tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    first = TemplateStore(url)
+    first.create("a", {"name": "a"}, "alice")
+    first.update("a", {"name": "a", "v": 2}, "bob")
+    first.engine.dispose()
+    again = TemplateStore(url)  # runs the migrations again: nothing lost
+    assert [t.owner for t in again.versions("a")] == ["alice", "bob"]
