@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,12 +24,21 @@ from parallels.settings import Settings
 from parallels.spec import Scalar
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-dag_app = typer.Typer(no_args_is_help=True, help="Validate DAG files.")
+dag_app = typer.Typer(no_args_is_help=True, help="Validate DAG files and manage templates.")
 app.add_typer(dag_app, name="dag")
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Piped output (scripts, CI) gets wide tables, so ids and links are never cut.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "batch_inference"
+
+
+def _register_api_commands() -> None:
+    from parallels import cli_api
+
+    dag_app.command("push")(cli_api.dag_push)
+    dag_app.command("list")(cli_api.dag_list)
+    app.add_typer(cli_api.run_app, name="run")
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -87,7 +97,43 @@ def dag_validate(file: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _embedded(settings: Settings, *, ui: bool = True) -> AsyncIterator[Settings]:
+async def _serving_api(settings: Settings, client: Any) -> AsyncIterator[None]:
+    """The REST API inside the embedded stack: open (no tokens) unless tokens are configured."""
+    import uvicorn
+
+    from api.app import create_app
+
+    if not (settings.api_tokens or settings.api_tokens_file):
+        settings = settings.model_copy(update={"api_open": True})
+
+    async def temporal() -> Any:
+        return client
+
+    config = uvicorn.Config(
+        create_app(settings, temporal=temporal),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises why it could not start (e.g. port in use)
+            raise RuntimeError(f"API could not start on {settings.api_host}:{settings.api_port}")
+        await asyncio.sleep(0.05)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
+async def _embedded(
+    settings: Settings, *, ui: bool = True, api: bool = False
+) -> AsyncIterator[Settings]:
     """Temporal dev server + MLflow server + a worker, all under settings.state_dir."""
     import worker
     from parallels.stack import EmbeddedServers
@@ -108,7 +154,11 @@ async def _embedded(settings: Settings, *, ui: bool = True) -> AsyncIterator[Set
         client = await connect(effective.temporal_address, effective.temporal_namespace)
         await ensure_search_attributes(client, effective.temporal_namespace)
         async with worker.running(worker.build_workers(client, effective)):
-            yield effective
+            if not api:
+                yield effective
+                return
+            async with _serving_api(effective, client):
+                yield effective
     finally:
         await asyncio.to_thread(servers.stop)
 
@@ -128,9 +178,10 @@ def up(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> Non
     settings = Settings()
 
     async def main() -> None:
-        async with _embedded(settings) as s:
+        async with _embedded(settings, api=True) as s:
             console.print(f"Temporal  {s.temporal_address}  console: {s.temporal_ui_url}")
             console.print(f"MLflow    {s.mlflow_tracking_uri}")
+            console.print(f"API       http://{s.api_host}:{s.api_port}/api/v1")
             console.print(f"state     {s.state_dir}")
             console.print("worker    polling 'parallels' and 'parallels-local'; Ctrl-C stops")
             await _until_interrupted()
@@ -155,41 +206,21 @@ def worker_cmd(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False
     _run(main())
 
 
-@app.command()
-def run(
-    file: Path,
-    param: Annotated[list[str], typer.Option("--param", "-p", help="name=value")] = [],  # noqa: B006
-    name: Annotated[str | None, typer.Option(help="MLflow run name")] = None,
-    watch: Annotated[bool, typer.Option(help="follow progress until the run ends")] = True,
-) -> None:
-    """Start a DAG file on the configured Temporal (a worker must be running)."""
-    from parallels.validation import apply_overrides, load_spec
+@app.command("api")
+def api_cmd(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Serve the REST API against the configured Temporal and template store."""
+    _setup_logging(verbose)
+    import uvicorn
+
+    from api.app import create_app
 
     settings = Settings()
-    doc = _load_file(file, settings)
-    params = _parse_params(param)
     try:
-        apply_overrides(load_spec(doc, max_parallelism=settings.max_parallelism), params)
-    except SpecInvalid as e:
-        for p in e.problems:
-            err.print(str(p), markup=False)
+        app_ = create_app(settings)
+    except (ValueError, ParallelsError) as e:
+        err.print(f"[red]{escape(str(e))}[/]")
         raise typer.Exit(2) from e
-
-    async def main() -> int:
-        from parallels import watch as w
-        from parallels.temporal import connect
-
-        client = await connect(settings.temporal_address, settings.temporal_namespace)
-        handle = await w.start_dag(
-            client, doc, task_queue=settings.task_queue, parameters=params, run_name=name
-        )
-        console.print(f"started {handle.id}")
-        if not watch:
-            return 0
-        result, _, error = await w.watch(handle, console)
-        return _summarize(settings, result, error)
-
-    raise typer.Exit(_run(main()))
+    uvicorn.run(app_, host=settings.api_host, port=settings.api_port, log_level="info")
 
 
 @app.command()
@@ -295,4 +326,5 @@ def _run(coro: Any) -> Any:
 
 
 def main() -> None:
+    _register_api_commands()
     app()

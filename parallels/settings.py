@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     api_tokens_file: Path | None = None
     #: Serve without authentication (the embedded stack only; logged loudly).
     api_open: bool = False
+    #: Where the CLI finds the API, and the token it sends.
+    api_url: str = "http://127.0.0.1:8000"
+    api_token: str | None = None
     #: Largest request body the API accepts.
     api_max_body_bytes: int = Field(default=1_000_000, ge=1024)
 

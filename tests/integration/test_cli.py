@@ -1,4 +1,4 @@
-"""`parallels dag validate` from a shell: exit codes and messages."""
+"""The `parallels` command from a shell, as a person uses it: real subprocesses and servers."""
 
 import subprocess
 import sys
@@ -7,14 +7,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def validate(path: Path) -> subprocess.CompletedProcess[str]:
+def parallels(*args: str, env=None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "parallels", "dag", "validate", str(path)],
+        [sys.executable, "-m", "parallels", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=60,
+        env=env,
+        timeout=timeout,
     )
+
+
+def validate(path: Path) -> subprocess.CompletedProcess[str]:
+    return parallels("dag", "validate", str(path), timeout=60)
 
 
 def test_example_validates():
@@ -66,7 +71,7 @@ def test_demo_command_runs_the_example_end_to_end(tmp_path):
     assert not (tmp_path / "mlruns").exists()  # everything went to the embedded MLflow server
 
 
-def test_up_then_run_a_dag_file_then_ctrl_c_stops_everything(tmp_path):
+def test_up_then_push_start_watch_list_show_cancel_then_ctrl_c(tmp_path):
     import os
     import signal
     import time
@@ -75,16 +80,18 @@ def test_up_then_run_a_dag_file_then_ctrl_c_stops_everything(tmp_path):
     from tests.conftest import make_repo
     from tests.integration.helpers import STEP_MLPROJECT, STEP_PY
 
-    t_port, ui_port, m_port = free_port(), free_port(), free_port()
+    t_port, m_port, a_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "PARALLELS_STATE_DIR": str(tmp_path / "state"),
         "PARALLELS_TEMPORAL_ADDRESS": f"127.0.0.1:{t_port}",
-        "PARALLELS_TEMPORAL_UI_PORT": str(ui_port),
+        "PARALLELS_TEMPORAL_UI_PORT": str(free_port()),
         "PARALLELS_MLFLOW_PORT": str(m_port),
         "PARALLELS_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{m_port}",
+        "PARALLELS_API_PORT": str(a_port),
+        "PARALLELS_API_URL": f"http://127.0.0.1:{a_port}",
     }
-    # A DAG file kept next to its project, which it names by a relative path.
+    # DAG files kept next to their project, which they name by a relative path.
     dag = (
         "name: from-file\nparameters: {n: 4}\nnodes:\n"
         "  - {id: emit, project: {uri: .., subdirectory: steps}, entry_point: emit,"
@@ -92,14 +99,15 @@ def test_up_then_run_a_dag_file_then_ctrl_c_stops_everything(tmp_path):
         "  - {id: copy, project: {uri: ../steps}, entry_point: copy, parallelism: 2,"
         " env_manager: local, inputs: [{name: d, source: {node: emit}, partition: by_file}]}\n"
     )
+    slow = (
+        "name: slow\nnodes:\n  - {id: s, project: {uri: ../steps}, entry_point: sleep,"
+        " parameters: {seconds: 120}, env_manager: local}\n"
+    )
     repo = make_repo(
         tmp_path / "repo",
-        {
-            "steps/MLproject": STEP_MLPROJECT,
-            "steps/step.py": STEP_PY,
-            "dags/dag.yaml": dag,
-        },
-    )
+        {"steps/MLproject": STEP_MLPROJECT, "steps/step.py": STEP_PY,
+         "dags/dag.yaml": dag, "dags/slow.yaml": slow},
+    )  # fmt: skip
     log = (tmp_path / "up.log").open("wb")
     up = subprocess.Popen(
         [sys.executable, "-m", "parallels", "up"],
@@ -115,46 +123,48 @@ def test_up_then_run_a_dag_file_then_ctrl_c_stops_everything(tmp_path):
             assert up.poll() is None, (tmp_path / "up.log").read_text()
             assert time.monotonic() < deadline, (tmp_path / "up.log").read_text()
             time.sleep(0.2)
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "parallels",
-                "run",
-                str(repo / "dags" / "dag.yaml"),
-                "-p",
-                "n=6",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-        assert "succeeded" in out.stdout
-        assert "copy" in out.stdout and "2 partition(s)" in out.stdout
+        assert "API       http://127.0.0.1:" in (tmp_path / "up.log").read_text()
 
-        bad = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "parallels",
-                "run",
-                str(repo / "dags" / "dag.yaml"),
-                "-p",
-                "m=1",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
+        pushed = parallels("dag", "push", str(repo / "dags" / "dag.yaml"), env=env)
+        assert pushed.returncode == 0 and "saved from-file version 1" in pushed.stdout, (
+            pushed.stderr
         )
+        again = parallels("dag", "push", str(repo / "dags" / "dag.yaml"), env=env)
+        assert "saved from-file version 2" in again.stdout
+        listed = parallels("dag", "list", env=env)
+        assert "from-file" in listed.stdout and " 2 " in listed.stdout
+
+        out = parallels("run", "start", "from-file", "-p", "n=6", env=env)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        assert "succeeded" in out.stdout and "MLflow:" in out.stdout
+        run_id = out.stdout.split("started ", 1)[1].split()[0]
+        shown = parallels("run", "show", run_id, env=env)
+        assert "copy" in shown.stdout and "2/2" in shown.stdout and "succeeded" in shown.stdout
+
+        bad = parallels("run", "start", "from-file", "-p", "m=1", env=env)
         assert bad.returncode == 2 and "parameters.m: unknown DAG parameter" in bad.stderr
+        missing = parallels("run", "start", "nope", env=env)
+        assert missing.returncode == 2 and "template 'nope' not found" in missing.stderr
+
+        started = parallels("run", "start", str(repo / "dags" / "slow.yaml"), "--no-watch", env=env)
+        slow_id = started.stdout.split("started ", 1)[1].split()[0]
+        assert parallels("run", "cancel", slow_id, env=env).returncode == 0
+        for _ in range(100):
+            if (
+                '"status": "cancelled"'
+                in parallels("run", "show", slow_id, "--json", env=env).stdout
+            ):
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError("run was not cancelled")
+        runs = parallels("run", "list", env=env).stdout
+        assert run_id in runs and slow_id in runs
     finally:
         up.send_signal(signal.SIGINT)
         code = up.wait(60)
     assert code == 0, (tmp_path / "up.log").read_text()[-3000:]
-    assert not port_open(t_port) and not port_open(m_port)
+    assert not port_open(t_port) and not port_open(m_port) and not port_open(a_port)
 
 
 def test_a_killed_stack_leaves_no_servers_behind(tmp_path):
