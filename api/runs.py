@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from parallels.models import DagProgress, DagRunInput
 from parallels.settings import Settings
@@ -102,7 +102,7 @@ class RunService:
         handle = self._client.get_workflow_handle(run_id)
         desc = await handle.describe()
         if desc.workflow_type != "DagRunWorkflow":
-            raise RPCError(f"workflow '{run_id}' is not a DAG run", _not_found(), b"")
+            raise RPCError(f"workflow '{run_id}' is not a DAG run", RPCStatusCode.NOT_FOUND, b"")
         run = self._run(run_id, desc, await desc.memo())
         if with_progress:
             run.progress = await self.progress(handle)
@@ -152,9 +152,3 @@ class RunService:
 
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
-
-
-def _not_found() -> Any:
-    from temporalio.service import RPCStatusCode
-
-    return RPCStatusCode.NOT_FOUND

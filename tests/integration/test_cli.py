@@ -201,3 +201,13 @@ def test_a_killed_stack_leaves_no_servers_behind(tmp_path):
     while port_open(t_port) or port_open(m_port):
         assert time.monotonic() < deadline, "servers outlived the killed CLI"
         time.sleep(0.2)
+
+
+def test_api_commands_say_when_the_api_is_unreachable():
+    import os
+
+    out = parallels(
+        "run", "list", env={**os.environ, "PARALLELS_API_URL": "http://127.0.0.1:1"}, timeout=60
+    )
+    assert out.returncode == 1
+    assert "cannot reach the API" in out.stderr and "parallels up" in out.stderr
