@@ -207,6 +207,16 @@ def create_app(
         await (await runs()).cancel(request.path_params["id"])
         return JSONResponse({"id": request.path_params["id"], "cancel_requested": True}, 202)
 
+    async def retry_run(request: Request) -> Response:
+        """Start a new run of a failed or cancelled run, reusing the nodes that succeeded.
+        ---
+        responses:
+          201: {description: the new run}
+          409: {description: the run is still running or succeeded}
+        """
+        run = await (await runs()).retry(request.path_params["id"], user(request).name)
+        return JSONResponse(run.model_dump(mode="json"), 201)
+
     async def run_events(request: Request) -> Response:
         """Server-sent events: a `progress` event on every change, then `end`."""
         service = await runs()
@@ -244,6 +254,7 @@ def create_app(
         Route("/api/v1/runs", list_runs, methods=["GET"]),
         Route("/api/v1/runs/{id}", get_run, methods=["GET"]),
         Route("/api/v1/runs/{id}/cancel", cancel_run, methods=["POST"]),
+        Route("/api/v1/runs/{id}/retry", retry_run, methods=["POST"]),
         Route("/api/v1/runs/{id}/events", run_events, methods=["GET"]),
     ]
     schemas = SchemaGenerator(

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Unauthorized
+from api.runs import RetryRefused
 from api.store import Conflict, NotFound, StoreUnavailable
 from parallels.errors import ParallelsError, SpecInvalid
 
@@ -55,7 +56,7 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
         )
     if isinstance(exc, NotFound):
         return JSONResponse(_body("not_found", str(exc)), 404)
-    if isinstance(exc, Conflict):
+    if isinstance(exc, Conflict | RetryRefused):
         return JSONResponse(_body("conflict", str(exc)), 409)
     if isinstance(exc, StoreUnavailable):
         return JSONResponse(_body("unavailable", str(exc)), 503)

@@ -8,11 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from parallels.models import DagProgress, DagRunInput
+from parallels.errors import ParallelsError
+from parallels.models import DagProgress, DagRunInput, DagRunResult, NodeResult
 from parallels.settings import Settings
 from parallels.spec import DagSpec, Scalar
 from workflows.dag import DAG_ATTR
@@ -51,6 +52,7 @@ class Run(BaseModel):
     template_version: int | None = None
     mlflow_run_id: str | None = None
     links: RunLinks
+    retry_of: str | None = None
     progress: DagProgress | None = None
 
 
@@ -69,22 +71,61 @@ class RunService:
         owner: str,
         template_version: int | None,
     ) -> Run:
-        wid = f"{spec.name}-{uuid.uuid4().hex[:12]}"
+        inp = DagRunInput(
+            spec=raw_spec,
+            parameters=dict(parameters),
+            run_name=run_name,
+            template_version=template_version,
+            owner=owner,
+        )
+        return await self._start(spec.name, inp, retry_of=None)
+
+    async def _start(self, dag: str, inp: DagRunInput, retry_of: str | None) -> Run:
+        memo: dict[str, Any] = {"owner": inp.owner, "template_version": inp.template_version}
+        if retry_of:
+            memo["retry_of"] = retry_of
         handle: WorkflowHandle[Any, Any] = await self._client.start_workflow(
             "DagRunWorkflow",
-            DagRunInput(
-                spec=raw_spec,
-                parameters=dict(parameters),
-                run_name=run_name,
-                template_version=template_version,
-                owner=owner,
-            ),
-            id=wid,
+            inp,
+            id=f"{dag}-{uuid.uuid4().hex[:12]}",
             task_queue=self._settings.task_queue,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(DAG_ATTR, spec.name)]),
-            memo={"owner": owner, "template_version": template_version},
+            search_attributes=TypedSearchAttributes([SearchAttributePair(DAG_ATTR, dag)]),
+            memo=memo,
         )
         return await self.get(handle.id, with_progress=False)
+
+    async def retry(self, run_id: str, owner: str) -> Run:
+        """A new run of the same spec, parameters and commits, reusing nodes that succeeded."""
+        original = await self.get(run_id, with_progress=False)
+        if original.status in ("running", "succeeded"):
+            raise RetryRefused(
+                f"run '{run_id}' {original.status}: only ended, unsuccessful runs retry"
+            )
+        handle = self._client.get_workflow_handle(run_id)
+        history = await handle.fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        [inp] = await self._client.data_converter.decode(started.input.payloads, [DagRunInput])
+        nodes: dict[str, NodeResult] = {}
+        try:
+            await handle.result()
+        except WorkflowFailureError as e:
+            details = getattr(e.cause, "details", None) or ()
+            if details and isinstance(details[0], dict) and "nodes" in details[0]:
+                nodes = DagRunResult.model_validate(details[0]).nodes
+        spec = dict(inp.spec)
+        # Pin each node to the commit it ran at, so reused outputs and new work match.
+        spec["nodes"] = [
+            _pinned(n, nodes[n.get("id")].commit if n.get("id") in nodes else None)
+            for n in spec.get("nodes", [])
+        ]
+        retried = inp.model_copy(
+            update={
+                "spec": spec,
+                "owner": owner,
+                "reuse": {k: v for k, v in nodes.items() if v.status == "succeeded"},
+            }
+        )
+        return await self._start(original.dag or str(spec.get("name")), retried, retry_of=run_id)
 
     async def list(self, dag: str | None, status: str | None, limit: int) -> list[Run]:
         clauses = ["WorkflowType = 'DagRunWorkflow'"]
@@ -136,6 +177,7 @@ class RunService:
             closed_at=wf.close_time,
             owner=memo.get("owner"),
             template_version=memo.get("template_version"),
+            retry_of=memo.get("retry_of"),
             mlflow_run_id=mlflow_ids[0] if mlflow_ids else None,
             links=RunLinks(
                 temporal=f"{self._settings.temporal_ui_url}/namespaces/"
@@ -148,6 +190,16 @@ class RunService:
             return None
         base = self._settings.mlflow_tracking_uri.rstrip("/")
         return f"{base}/#/experiments/{p.experiment_id}/runs/{p.mlflow_run_id}"
+
+
+class RetryRefused(ParallelsError):
+    pass
+
+
+def _pinned(node: Any, commit: str | None) -> Any:
+    if not commit or not isinstance(node, dict) or not isinstance(node.get("project"), dict):
+        return node
+    return {**node, "project": {**node["project"], "version": commit}}
 
 
 def _quote(value: str) -> str:

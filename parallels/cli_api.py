@@ -173,6 +173,26 @@ def run_show(
     _print_run(run)
 
 
+@run_app.command("retry")
+def run_retry(
+    run_id: str,
+    watch: Annotated[bool, typer.Option(help="follow progress until the run ends")] = True,
+    api_url: ApiUrl = None,
+    token: Token = None,
+) -> None:
+    """Retry a failed or cancelled run: nodes that succeeded are reused, not run again."""
+    from parallels.cli import console
+
+    with _client(api_url, token) as c:
+        run = _call(lambda: c.retry(run_id))
+        console.print(f"started {run['id']} (retry of {run_id})  {run['links']['temporal']}")
+        if not watch:
+            return
+        final = _watch(c, run["id"])
+    _print_run(final)
+    raise typer.Exit(0 if final["status"] == "succeeded" else 1)
+
+
 @run_app.command("cancel")
 def run_cancel(run_id: str, api_url: ApiUrl = None, token: Token = None) -> None:
     """Cancel a run: its processes are killed, its MLflow runs marked KILLED."""

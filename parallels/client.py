@@ -93,5 +93,8 @@ class ParallelsClient:
     def run(self, run_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/runs/{run_id}"))
 
+    def retry(self, run_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/runs/{run_id}/retry"))
+
     def cancel(self, run_id: str) -> None:
         self._call("POST", f"/runs/{run_id}/cancel")

@@ -24,6 +24,9 @@ class DagRunInput(BaseModel):
     run_name: str | None = None
     template_version: int | None = None
     owner: str | None = None
+    #: Results of nodes that succeeded in an earlier run of the same DAG (a retry): they are not
+    #: run again, and their outputs feed the nodes downstream.
+    reuse: dict[str, NodeResult] = Field(default_factory=dict)
 
 
 class ResolvedProject(BaseModel):
@@ -145,6 +148,7 @@ class NodeResult(BaseModel):
     node_id: str
     status: RunStatus
     node_run_id: str | None = None
+    commit: str | None = None
     partitions: int = 0
     partition_run_ids: list[str] = Field(default_factory=list)
     output_roots: list[str] = Field(default_factory=list)

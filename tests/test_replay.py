@@ -16,7 +16,12 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_histories_are_recorded():
     kinds = {p.name.split("__")[0] for p in HISTORIES}
-    assert {"replay-fanout.json", "replay-failfast.json", "replay-cancelled.json"} <= kinds
+    assert {
+        "replay-fanout.json",
+        "replay-failfast.json",
+        "replay-cancelled.json",
+        "replay-reuse.json",
+    } <= kinds
     assert any("__" in p.name for p in HISTORIES)  # node workflows too
 
 

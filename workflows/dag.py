@@ -97,6 +97,13 @@ class DagRunWorkflow:
         workflow.upsert_search_attributes([MLFLOW_RUN_ATTR.value_set(opened.run_id)])
 
         results: dict[str, NodeResult] = {}
+        for node_id, reused in inp.reuse.items():
+            if reused.status == "succeeded" and node_id in self._progress.nodes:
+                results[node_id] = reused
+                progress = self._progress.nodes[node_id]
+                progress.state = "succeeded"
+                progress.node_run_id = reused.node_run_id
+                progress.partitions = ["succeeded"] * reused.partitions
         try:
             await self._schedule(spec, key, opened, projects, results)
         except asyncio.CancelledError:

@@ -114,7 +114,9 @@ class NodeWorkflow:
             ),
             OpenRunResult,
         )
-        result = NodeResult(node_id=node.id, status="running", node_run_id=opened.run_id)
+        result = NodeResult(
+            node_id=node.id, status="running", node_run_id=opened.run_id, commit=inp.project.commit
+        )
         try:
             env, planned = await asyncio.gather(
                 workflow.execute_activity(

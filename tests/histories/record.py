@@ -1,4 +1,7 @@
-"""Record workflow histories for the replay test: `python -m tests.histories.record`.
+"""Record workflow histories for the replay test: `python -m tests.histories.record [NAME ...]`.
+
+With names, only those scenarios are (re)recorded: keep the histories of older workflow code,
+they are what proves a change still replays runs that started before it.
 
 Run it when a workflow change is *meant* to be incompatible (and version the workflow with
 `workflow.patched` instead whenever running DAGs must survive the change). It starts its own
@@ -20,6 +23,7 @@ from typing import Any
 import temporalio
 
 import worker
+from parallels.models import DagRunInput
 from parallels.settings import Settings
 from parallels.stack import EmbeddedServers, free_port
 from parallels.temporal import connect
@@ -99,10 +103,21 @@ async def main() -> None:
                 ],
             },
         }
+        scenarios["reuse"] = scenarios["fanout"]
+        wanted = sys.argv[1:] or list(scenarios)
+        reuse: dict[str, Any] = {}
         async with worker.running(worker.build_workers(client, settings)):
+            if "reuse" in wanted:  # the reused node's result comes from a real earlier run
+                first = await start_dag(client, scenarios["fanout"], task_queue="parallels")
+                reuse = {"a": (await first.result()).nodes["a"]}
             for name, spec in scenarios.items():
-                handle = await start_dag(
-                    client, spec, task_queue="parallels", workflow_id=f"replay-{name}"
+                if name not in wanted:
+                    continue
+                handle = await client.start_workflow(
+                    "DagRunWorkflow",
+                    DagRunInput(spec=spec, reuse=reuse if name == "reuse" else {}),
+                    id=f"replay-{name}",
+                    task_queue="parallels",
                 )
                 if name == "cancelled":
                     await asyncio.sleep(6)
@@ -111,7 +126,7 @@ async def main() -> None:
                     await handle.result()
                 except Exception as e:  # failures are the point of two scenarios
                     print(f"{name}: {type(e).__name__}")
-                ids = [handle.id] + [f"{handle.id}/{n['id']}" for n in spec["nodes"]]
+                ids = [handle.id] + [f"{handle.id}/{n['id']}" for n in spec["nodes"]]  # type: ignore[index]
                 for wid in ids:
                     try:
                         history = await client.get_workflow_handle(wid).fetch_history()

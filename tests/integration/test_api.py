@@ -273,3 +273,63 @@ def test_store_survives_reopening(tmp_path):
     first.engine.dispose()
     again = TemplateStore(url)  # runs the migrations again: nothing lost
     assert [t.owner for t in again.versions("a")] == ["alice", "bob"]
+
+
+async def _wait_done(api, run_id):
+    for _ in range(300):
+        got = (await api.get(f"/api/v1/runs/{run_id}", headers=ALICE)).json()
+        if got["status"] != "running":
+            return got
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not end")
+
+
+async def test_retry_reuses_nodes_that_succeeded(api, settings, tmp_path):
+    from tests.integration.helpers import by_kind, runs_of
+
+    repo = steps_repo(tmp_path)
+    ledger, markers = tmp_path / "ledger", tmp_path / "markers"
+    markers.mkdir()
+    spec = {"name": "retryme", "nodes": [
+        node("a", repo, "emit", parameters={"n": 3}),
+        node("b", repo, "copy", parallelism=3, parameters={"tag": "b", "ledger": str(ledger)},
+             inputs=[{"name": "d", "source": {"node": "a"}, "partition": "by_file"}]),
+        node("c", repo, "flaky", depends_on=["b"], parameters={"markers": str(markers)}),
+        node("d", repo, "copy", parameters={"tag": "d", "ledger": str(ledger)},
+             inputs=[{"name": "fromb", "source": {"node": "b"}}], depends_on=["c"]),
+    ]}  # fmt: skip
+    first = (await api.post("/api/v1/runs", json={"spec": spec}, headers=ALICE)).json()
+    done = await _wait_done(api, first["id"])
+    assert done["status"] == "failed"
+    assert {n: p["state"] for n, p in done["progress"]["nodes"].items()} == {
+        "a": "succeeded",
+        "b": "succeeded",
+        "c": "failed",
+        "d": "skipped",
+    }
+
+    r = await api.post(f"/api/v1/runs/{first['id']}/retry", headers=ALICE)
+    assert r.status_code == 201, r.text
+    retry = r.json()
+    assert retry["retry_of"] == first["id"] and retry["id"] != first["id"]
+    done2 = await _wait_done(api, retry["id"])
+    assert done2["status"] == "succeeded", done2
+    nodes = done2["progress"]["nodes"]
+    assert nodes["b"]["node_run_id"] == done["progress"]["nodes"]["b"]["node_run_id"]  # reused
+
+    events = [line.split()[:3] for line in ledger.read_text().splitlines()]
+    assert sum(1 for tag, _, ev in events if tag == "b" and ev == "start") == 3  # b ran once
+    assert sum(1 for tag, _, ev in events if tag == "d" and ev == "start") == 1
+    retry_parts = by_kind(runs_of(settings, retry["id"]), "partition")
+    assert sorted(p.data.tags["parallels.node"] for p in retry_parts) == ["c", "d"]
+    # d read b's outputs from the first run: all 3 files arrived.
+    from mlflow.tracking import MlflowClient
+
+    d_run = next(p for p in retry_parts if p.data.tags["parallels.node"] == "d")
+    assert (
+        len(MlflowClient(settings.mlflow_tracking_uri).list_artifacts(d_run.info.run_id, "output"))
+        == 3
+    )
+
+    again = await api.post(f"/api/v1/runs/{retry['id']}/retry", headers=ALICE)
+    assert again.status_code == 409 and "succeeded" in again.json()["message"]
