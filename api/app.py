@@ -238,6 +238,13 @@ def create_app(
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
+    async def clusters(request: Request) -> Response:
+        """Execution targets, and how many workers poll each one's task queue right now."""
+        from api.clusters import list_clusters
+
+        service = await runs()
+        return JSONResponse(await list_clusters(service.client, settings))
+
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -256,6 +263,7 @@ def create_app(
         Route("/api/v1/runs/{id}/cancel", cancel_run, methods=["POST"]),
         Route("/api/v1/runs/{id}/retry", retry_run, methods=["POST"]),
         Route("/api/v1/runs/{id}/events", run_events, methods=["GET"]),
+        Route("/api/v1/clusters", clusters, methods=["GET"]),
     ]
     schemas = SchemaGenerator(
         {"openapi": "3.0.0", "info": {"title": "Parallels API", "version": "1"}}

@@ -61,6 +61,10 @@ class RunService:
         self._client = client
         self._settings = settings
 
+    @property
+    def client(self) -> Client:
+        return self._client
+
     async def start(
         self,
         spec: DagSpec,

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     #: Keep partition work directories after success (they are always kept after a failure).
     keep_workdirs: bool = False
 
+    #: Execution targets this deployment knows (comma separated); `local` is built in.
+    clusters: str = "local"
+
     # --- REST API ---
     #: SQLAlchemy URL of the template store (default: SQLite under the state dir).
     database_url: str | None = None
@@ -59,6 +62,11 @@ class Settings(BaseSettings):
     @property
     def work_dir(self) -> Path:
         return self.state_dir / "work"
+
+    @property
+    def cluster_names(self) -> list[str]:
+        names = [c.strip() for c in self.clusters.split(",") if c.strip()]
+        return names or ["local"]
 
     @property
     def store_url(self) -> str:

@@ -333,3 +333,33 @@ async def test_retry_reuses_nodes_that_succeeded(api, settings, tmp_path):
 
     again = await api.post(f"/api/v1/runs/{retry['id']}/retry", headers=ALICE)
     assert again.status_code == 409 and "succeeded" in again.json()["message"]
+
+
+async def test_clusters_report_whether_a_worker_polls(client, settings, worker, tmp_path):
+    s = settings.model_copy(
+        update={"api_tokens": "alice-token:alice", "clusters": "local,gpu-onprem"}
+    )
+
+    async def temporal():
+        return client
+
+    app = create_app(s, store=TemplateStore(f"sqlite:///{tmp_path / 'c.db'}"), temporal=temporal)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://api"
+    ) as http:
+        for _ in range(50):  # a just-started worker's pollers register within a second or so
+            body = (await http.get("/api/v1/clusters", headers=ALICE)).json()
+            if all(c["polling"] for c in body["items"] if c["name"] == "local"):
+                break
+            await asyncio.sleep(0.2)
+    assert body["control"]["polling"] is True
+    assert body["control"]["task_queue"] == settings.task_queue
+    by_name = {c["name"]: c for c in body["items"]}
+    assert by_name["local"]["polling"] is True and by_name["local"]["workers"] >= 1
+    assert by_name["local"]["task_queue"] == f"{settings.task_queue}-local"
+    assert by_name["gpu-onprem"] == {
+        "name": "gpu-onprem",
+        "task_queue": f"{settings.task_queue}-gpu-onprem",
+        "workers": 0,
+        "polling": False,
+    }

@@ -1,0 +1,44 @@
+"""Execution targets and whether a worker is polling each (from Temporal's task queues)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+
+from parallels import naming
+from parallels.settings import Settings
+
+
+class Cluster(BaseModel):
+    name: str
+    task_queue: str
+    workers: int
+    polling: bool
+
+
+async def pollers(client: Client, namespace: str, queue: str, kind: TaskQueueType.ValueType) -> int:
+    resp = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind
+        )
+    )
+    return len({p.identity for p in resp.pollers})
+
+
+async def list_clusters(client: Client, settings: Settings) -> dict[str, object]:
+    ns = settings.temporal_namespace
+    control = await pollers(client, ns, settings.task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+    clusters = []
+    for name in settings.cluster_names:
+        queue = naming.cluster_queue(settings.task_queue, name)
+        n = await pollers(client, ns, queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+        clusters.append(Cluster(name=name, task_queue=queue, workers=n, polling=n > 0))
+    return {
+        "control": Cluster(
+            name="control", task_queue=settings.task_queue, workers=control, polling=control > 0
+        ).model_dump(),
+        "items": [c.model_dump() for c in clusters],
+    }
