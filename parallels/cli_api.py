@@ -101,9 +101,14 @@ def run_start(
         else:
             run = _call(lambda: c.start(target, version=version, parameters=params, run_name=name))
         console.print(f"started {run['id']}  {run['links']['temporal']}")
-        if not watch:
-            return
-        final = _watch(c, run["id"])
+        _follow(c, run["id"], watch)
+
+
+def _follow(c: ParallelsClient, run_id: str, watch: bool) -> None:
+    """Watch a run to its end and exit 0 only if it succeeded (no-op without --watch)."""
+    if not watch:
+        return
+    final = _watch(c, run_id)
     _print_run(final)
     raise typer.Exit(0 if final["status"] == "succeeded" else 1)
 
@@ -186,11 +191,7 @@ def run_retry(
     with _client(api_url, token) as c:
         run = _call(lambda: c.retry(run_id))
         console.print(f"started {run['id']} (retry of {run_id})  {run['links']['temporal']}")
-        if not watch:
-            return
-        final = _watch(c, run["id"])
-    _print_run(final)
-    raise typer.Exit(0 if final["status"] == "succeeded" else 1)
+        _follow(c, run["id"], watch)
 
 
 @run_app.command("cancel")

@@ -152,6 +152,8 @@ class NodeResult(BaseModel):
     partitions: int = 0
     partition_run_ids: list[str] = Field(default_factory=list)
     output_roots: list[str] = Field(default_factory=list)
+    #: Final state of each partition; the authoritative end of the progress signals.
+    partition_states: list[RunStatus] = Field(default_factory=list)
     error: str | None = None
 
 

@@ -222,6 +222,11 @@ class DagRunWorkflow:
                     results[n] = res
                     nodes[n].state = res.status
                     nodes[n].error = res.error
+                    nodes[n].node_run_id = res.node_run_id or nodes[n].node_run_id
+                    # A progress signal sent just before the child ended may arrive after this
+                    # workflow does; the result's own states are final.
+                    if res.partition_states:
+                        nodes[n].partitions = list(res.partition_states)
                     if res.status == "failed" and spec.fail_fast and not stopping:
                         stopping = True
                         for other in running.values():

@@ -152,6 +152,7 @@ class NodeWorkflow:
             msg = error_message(e)
             result.status = "failed"
             result.error = msg
+            result.partition_states = list(self._states)
             await self._close(opened.run_id, "FAILED", result, msg)
             raise ApplicationError(
                 f"node '{node.id}' failed: {msg}", result, type="NodeFailed", non_retryable=True
@@ -165,6 +166,7 @@ class NodeWorkflow:
             msg = f"{len(failures)} of {planned.partitions} partitions failed; first: {first_msg}"
             result.status = "failed"
             result.error = msg
+            result.partition_states = list(self._states)
             await self._close(opened.run_id, "FAILED", result, msg)
             raise ApplicationError(
                 f"node '{node.id}' failed: {msg}", result, type="NodeFailed", non_retryable=True
@@ -172,6 +174,7 @@ class NodeWorkflow:
         result.partition_run_ids = [r.run_id for r in runs]
         result.output_roots = [f"runs:/{r.run_id}/output" for r in runs]
         result.status = "succeeded"
+        result.partition_states = list(self._states)
         await self._close(opened.run_id, "FINISHED", result, None)
         return result
 

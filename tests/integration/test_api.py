@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import uuid
 
 import httpx
 import pytest
@@ -16,19 +18,25 @@ from tests.integration.helpers import node, steps_repo
 ALICE = {"Authorization": "Bearer alice-token"}
 
 
-@pytest_asyncio.fixture
-async def api(client, settings, tmp_path, worker):
-    s = settings.model_copy(update={"api_tokens": "alice-token:alice,root-token:root:admin"})
+@contextlib.asynccontextmanager
+async def api_for(client, settings, tmp_path, **updates):
+    """The app on a fresh store, talking to the session's Temporal, through an ASGI client."""
+    tokens = "alice-token:alice,root-token:root:admin"
+    s = settings.model_copy(update={"api_tokens": tokens, **updates})
 
     async def temporal():
         return client
 
-    app = create_app(
-        s, store=TemplateStore(f"sqlite:///{tmp_path / 'store.db'}"), temporal=temporal
-    )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://api"
-    ) as http:
+    store = TemplateStore(f"sqlite:///{tmp_path / f'store-{uuid.uuid4().hex[:6]}.db'}")
+    app = create_app(s, store=store, temporal=temporal)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        yield http
+
+
+@pytest_asyncio.fixture
+async def api(client, settings, tmp_path, worker):
+    async with api_for(client, settings, tmp_path) as http:
         yield http
 
 
@@ -336,20 +344,11 @@ async def test_retry_reuses_nodes_that_succeeded(api, settings, tmp_path):
 
 
 async def test_clusters_report_whether_a_worker_polls(client, settings, worker, tmp_path):
-    s = settings.model_copy(
-        update={"api_tokens": "alice-token:alice", "clusters": "local,gpu-onprem"}
-    )
-
-    async def temporal():
-        return client
-
-    app = create_app(s, store=TemplateStore(f"sqlite:///{tmp_path / 'c.db'}"), temporal=temporal)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://api"
-    ) as http:
+    async with api_for(client, settings, tmp_path, clusters="local,gpu-onprem") as http:
         for _ in range(50):  # a just-started worker's pollers register within a second or so
             body = (await http.get("/api/v1/clusters", headers=ALICE)).json()
-            if all(c["polling"] for c in body["items"] if c["name"] == "local"):
+            local = next(c for c in body["items"] if c["name"] == "local")
+            if local["polling"] and body["control"]["polling"]:
                 break
             await asyncio.sleep(0.2)
     assert body["control"]["polling"] is True
