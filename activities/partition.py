@@ -67,6 +67,7 @@ class LocalPartitions:
         log_path = work.logs / f"attempt-{attempt}.log"
         status = "FAILED"
         error: str | None = None
+        uploaded = False
         try:
             manifest = await asyncio.to_thread(
                 runner.load_manifest, inp.manifest_uri, inp.digest, self._tracking_uri
@@ -111,6 +112,7 @@ class LocalPartitions:
             await asyncio.to_thread(
                 runner.upload, self._tracking.client, run_id, work, outputs=code == 0
             )
+            uploaded = True
             if code != 0:
                 error = f"partition {inp.index} " + (
                     runner.describe_exit(code)
@@ -136,7 +138,9 @@ class LocalPartitions:
         finally:
             beating.cancel()
             await asyncio.shield(
-                self._finish(run_id, work, status, error, time.monotonic() - started)
+                self._finish(
+                    run_id, work, status, error, time.monotonic() - started, upload=not uploaded
+                )
             )
         return PartitionResult(
             index=inp.index, run_id=run_id, exit_code=0, seconds=time.monotonic() - started
@@ -155,11 +159,10 @@ class LocalPartitions:
             **source_tags(inp.project, inp.entry_point.name),
         }
         try:
-            run_id = self._tracking.ensure_run(
+            run_id, tags = self._tracking.ensure_run_with_tags(
                 inp.experiment_id, inp.key, f"{inp.node_id}-{inp.index}", tags, inp.node_run_id
             )
             self._tracking.log_params(run_id, inp.parameters)
-            tags = self._tracking.client.get_run(run_id).data.tags
         except Exception as e:
             raise TransientError(f"MLflow: cannot open the partition run: {e}") from e
         return run_id, int(tags.get(FAILURES_TAG, "0")), tags.get("parallels.error")
@@ -206,11 +209,19 @@ class LocalPartitions:
             await asyncio.sleep(self._beat)
 
     async def _finish(
-        self, run_id: str, work: runner.WorkDir, status: str, error: str | None, seconds: float
+        self,
+        run_id: str,
+        work: runner.WorkDir,
+        status: str,
+        error: str | None,
+        seconds: float,
+        *,
+        upload: bool,
     ) -> None:
         def close() -> None:
-            if status != "FINISHED":
-                # Logs of a failed or killed attempt are what the user needs first.
+            if upload:
+                # Logs of an attempt that ended before its upload (killed, or failed while
+                # fetching inputs) are what the user needs first.
                 with contextlib.suppress(Exception):
                     runner.upload(self._tracking.client, run_id, work, outputs=False)
             self._tracking.close(run_id, status, {"duration_seconds": seconds}, error)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Mapping
 
 from mlflow.entities import Metric, Param, RunTag
@@ -80,6 +81,17 @@ class Tracking:
         tags: Mapping[str, str],
         parent_run_id: str | None = None,
     ) -> str:
+        return self.ensure_run_with_tags(experiment_id, key, run_name, tags, parent_run_id)[0]
+
+    def ensure_run_with_tags(
+        self,
+        experiment_id: str,
+        key: str,
+        run_name: str,
+        tags: Mapping[str, str],
+        parent_run_id: str | None = None,
+    ) -> tuple[str, dict[str, str]]:
+        """The run for `key` (found or created) and the tags it had when found."""
         digest = key_digest(key)
         found = self.client.search_runs(
             [experiment_id],
@@ -91,12 +103,12 @@ class Tracking:
             run_id = str(found[0].info.run_id)
             if found[0].info.status != "RUNNING":
                 self.client.update_run(run_id, status="RUNNING")
-            return run_id
+            return run_id, dict(found[0].data.tags)
         all_tags = {**tags, KEY_TAG: digest, "parallels.key_text": key[:MAX_TAG]}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(experiment_id, tags=all_tags, run_name=run_name)
-        return str(run.info.run_id)
+        return str(run.info.run_id), all_tags
 
     def log_params(self, run_id: str, params: Mapping[str, Scalar]) -> None:
         items = [Param(k[:250], str(v)[:MAX_PARAM]) for k, v in params.items()]
@@ -111,20 +123,12 @@ class Tracking:
     def close(
         self, run_id: str, status: str, metrics: Mapping[str, float], error: str | None
     ) -> None:
-        if metrics:
-            ts = _now_ms()
-            self.client.log_batch(
-                run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items()]
-            )
-        if error:
-            self.client.log_batch(run_id, tags=[RunTag("parallels.error", error[:MAX_TAG])])
+        ts = int(time.time() * 1000)
+        batch_metrics = [Metric(k, float(v), ts, 0) for k, v in metrics.items()]
+        batch_tags = [RunTag("parallels.error", error[:MAX_TAG])] if error else []
+        if batch_metrics or batch_tags:
+            self.client.log_batch(run_id, metrics=batch_metrics, tags=batch_tags)
         self.client.set_terminated(run_id, status=status)
-
-
-def _now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)
 
 
 class TrackingActivities:

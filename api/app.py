@@ -174,12 +174,10 @@ def create_app(
             raw = dict(b.spec)
         if b.experiment:
             raw["experiment"] = b.experiment
-        spec = apply_overrides(
-            load_spec(raw, max_parallelism=settings.max_parallelism), b.parameters
-        )
+        # Refuse a bad spec or unknown parameter here (422), before anything starts.
+        apply_overrides(load_spec(raw, max_parallelism=settings.max_parallelism), b.parameters)
         service = await runs()
         run = await service.start(
-            spec,
             raw,
             parameters=b.parameters,
             run_name=b.run_name,

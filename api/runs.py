@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from parallels.errors import ParallelsError
 from parallels.models import DagProgress, DagRunInput, DagRunResult, NodeResult
 from parallels.settings import Settings
-from parallels.spec import DagSpec, Scalar
-from workflows.dag import DAG_ATTR
+from parallels.spec import Scalar
+from parallels.watch import start_run
 
 _STATUS = {
     WorkflowExecutionStatus.RUNNING: "running",
@@ -67,7 +65,6 @@ class RunService:
 
     async def start(
         self,
-        spec: DagSpec,
         raw_spec: dict[str, Any],
         *,
         parameters: Mapping[str, Scalar],
@@ -82,20 +79,13 @@ class RunService:
             template_version=template_version,
             owner=owner,
         )
-        return await self._start(spec.name, inp, retry_of=None)
+        return await self._start(inp, retry_of=None)
 
-    async def _start(self, dag: str, inp: DagRunInput, retry_of: str | None) -> Run:
+    async def _start(self, inp: DagRunInput, retry_of: str | None) -> Run:
         memo: dict[str, Any] = {"owner": inp.owner, "template_version": inp.template_version}
         if retry_of:
             memo["retry_of"] = retry_of
-        handle: WorkflowHandle[Any, Any] = await self._client.start_workflow(
-            "DagRunWorkflow",
-            inp,
-            id=f"{dag}-{uuid.uuid4().hex[:12]}",
-            task_queue=self._settings.task_queue,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(DAG_ATTR, dag)]),
-            memo=memo,
-        )
+        handle = await start_run(self._client, inp, task_queue=self._settings.task_queue, memo=memo)
         return await self.get(handle.id, with_progress=False)
 
     async def retry(self, run_id: str, owner: str) -> Run:
@@ -129,7 +119,7 @@ class RunService:
                 "reuse": {k: v for k, v in nodes.items() if v.status == "succeeded"},
             }
         )
-        return await self._start(original.dag or str(spec.get("name")), retried, retry_of=run_id)
+        return await self._start(retried, retry_of=run_id)
 
     async def list(self, dag: str | None, status: str | None, limit: int) -> list[Run]:
         clauses = ["WorkflowType = 'DagRunWorkflow'"]

@@ -60,8 +60,6 @@ def _load_file(path: Path, settings: Settings) -> dict[str, Any]:
         raise typer.Exit(2) from e
     try:
         doc = parse_document(data)
-        if not isinstance(doc, dict):
-            load_spec(data)  # raises the canonical "must be a mapping" problem
         load_spec(doc, max_parallelism=settings.max_parallelism)
         return localize(doc, path.resolve().parent)
     except SpecInvalid as e:

@@ -65,11 +65,9 @@ def parse_document(data: str | bytes) -> Any:
         raise SpecInvalid([Problem("", "document nested too deeply")]) from e
 
 
-def load_spec(
-    data: str | bytes | Mapping[str, Any], *, max_parallelism: int = DEFAULT_MAX_PARALLELISM
-) -> DagSpec:
-    """Parse and fully validate a DAG spec; raises SpecInvalid listing every problem found."""
-    doc = data if isinstance(data, Mapping) else parse_document(data)
+def load_spec(data: Any, *, max_parallelism: int = DEFAULT_MAX_PARALLELISM) -> DagSpec:
+    """Parse (text) and fully validate a DAG spec; raises SpecInvalid listing every problem."""
+    doc = parse_document(data) if isinstance(data, str | bytes) else data
     if not isinstance(doc, Mapping):
         raise SpecInvalid([Problem("", "a DAG spec must be a mapping with 'name' and 'nodes'")])
     try:

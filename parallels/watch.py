@@ -11,10 +11,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from parallels.models import DagProgress, DagRunInput, DagRunResult
 from parallels.spec import Scalar
+from workflows.dag import DAG_ATTR
 
 _STYLE = {
     "pending": "dim",
@@ -26,6 +28,27 @@ _STYLE = {
 }
 
 
+async def start_run(
+    client: Client,
+    inp: DagRunInput,
+    *,
+    task_queue: str,
+    workflow_id: str | None = None,
+    memo: Mapping[str, Any] | None = None,
+) -> WorkflowHandle[Any, DagRunResult]:
+    """Start a DagRunWorkflow: the one place that names runs and tags them with their DAG."""
+    name = str(inp.spec.get("name", "dag"))
+    return await client.start_workflow(
+        "DagRunWorkflow",
+        inp,
+        id=workflow_id or f"{name}-{uuid.uuid4().hex[:12]}",
+        task_queue=task_queue,
+        result_type=DagRunResult,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(DAG_ATTR, name)]),
+        memo=dict(memo) if memo else None,
+    )
+
+
 async def start_dag(
     client: Client,
     spec: Mapping[str, Any],
@@ -35,14 +58,8 @@ async def start_dag(
     run_name: str | None = None,
     workflow_id: str | None = None,
 ) -> WorkflowHandle[Any, DagRunResult]:
-    name = str(spec.get("name", "dag"))
-    return await client.start_workflow(
-        "DagRunWorkflow",
-        DagRunInput(spec=dict(spec), parameters=dict(parameters or {}), run_name=run_name),
-        id=workflow_id or f"{name}-{uuid.uuid4().hex[:10]}",
-        task_queue=task_queue,
-        result_type=DagRunResult,
-    )
+    inp = DagRunInput(spec=dict(spec), parameters=dict(parameters or {}), run_name=run_name)
+    return await start_run(client, inp, task_queue=task_queue, workflow_id=workflow_id)
 
 
 async def progress(handle: WorkflowHandle[Any, Any]) -> DagProgress | None:

@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from parallels import naming, scheduling
@@ -279,10 +279,7 @@ class DagRunWorkflow:
             if details and isinstance(details[0], dict):
                 failed = NodeResult.model_validate(details[0])
                 return failed.model_copy(update={"status": "failed"})
-            if (
-                isinstance(e.cause, asyncio.CancelledError)
-                or "cancel" in type(e.cause).__name__.lower()
-            ):
+            if isinstance(e.cause, CancelledError):  # cancelled from outside this DAG run
                 return NodeResult(node_id=node_id, status="cancelled")
             return NodeResult(node_id=node_id, status="failed", error=error_message(e))
         progress.node_run_id = res.node_run_id
