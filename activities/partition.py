@@ -20,7 +20,7 @@ from temporalio import activity
 from activities.errors import heartbeater, translate_errors
 from activities.tracking import Tracking, source_tags
 from parallels import naming, runner
-from parallels.errors import PartitionFailed, TransientError
+from parallels.errors import ParallelsError, PartitionFailed, TransientError
 from parallels.mlproject import format_command
 from parallels.models import PartitionInput, PartitionResult
 from parallels.stack import die_with_parent
@@ -159,10 +159,17 @@ class LocalPartitions:
             **source_tags(inp.project, inp.entry_point.name),
         }
         try:
-            run_id, tags = self._tracking.ensure_run_with_tags(
-                inp.experiment_id, inp.key, f"{inp.node_id}-{inp.index}", tags, inp.node_run_id
-            )
+            if inp.adopt_run_id:
+                run_id, tags = self._tracking.adopt_run(
+                    inp.adopt_run_id, inp.key, tags, inp.node_run_id
+                )
+            else:
+                run_id, tags = self._tracking.ensure_run_with_tags(
+                    inp.experiment_id, inp.key, f"{inp.node_id}-{inp.index}", tags, inp.node_run_id
+                )
             self._tracking.log_params(run_id, inp.parameters)
+        except ParallelsError:
+            raise
         except Exception as e:
             raise TransientError(f"MLflow: cannot open the partition run: {e}") from e
         return run_id, int(tags.get(FAILURES_TAG, "0")), tags.get("parallels.error")

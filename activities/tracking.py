@@ -110,6 +110,30 @@ class Tracking:
         run = self.client.create_run(experiment_id, tags=all_tags, run_name=run_name)
         return str(run.info.run_id), all_tags
 
+    def adopt_run(
+        self, run_id: str, key: str, tags: Mapping[str, str], parent_run_id: str | None
+    ) -> tuple[str, dict[str, str]]:
+        """Take over a run made by the caller (a single-project run): tag it as `key`'s run.
+
+        Tags are set only the first time, so a retried activity reads the failures it counted.
+        """
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as e:
+            if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise ParallelsError(f"MLflow run '{run_id}' to log into does not exist") from e
+            raise
+        existing = dict(run.data.tags)
+        if existing.get(KEY_TAG) != key_digest(key):
+            added = {**tags, KEY_TAG: key_digest(key), "parallels.key_text": key[:MAX_TAG]}
+            if parent_run_id:
+                added["mlflow.parentRunId"] = parent_run_id
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in added.items()])
+            existing.update(added)
+        if run.info.status != "RUNNING":
+            self.client.update_run(run_id, status="RUNNING")
+        return run_id, existing
+
     def log_params(self, run_id: str, params: Mapping[str, Scalar]) -> None:
         items = [Param(k[:250], str(v)[:MAX_PARAM]) for k, v in params.items()]
         for i in range(0, len(items), _PARAM_BATCH):

@@ -28,7 +28,12 @@ async def pollers(client: Client, namespace: str, queue: str, kind: TaskQueueTyp
     return len({p.identity for p in resp.pollers})
 
 
-async def list_clusters(client: Client, settings: Settings) -> dict[str, object]:
+class Clusters(BaseModel):
+    control: Cluster
+    items: list[Cluster]
+
+
+async def list_clusters(client: Client, settings: Settings) -> Clusters:
     ns = settings.temporal_namespace
     control = await pollers(client, ns, settings.task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
     clusters = []
@@ -36,9 +41,9 @@ async def list_clusters(client: Client, settings: Settings) -> dict[str, object]
         queue = naming.cluster_queue(settings.task_queue, name)
         n = await pollers(client, ns, queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
         clusters.append(Cluster(name=name, task_queue=queue, workers=n, polling=n > 0))
-    return {
-        "control": Cluster(
+    return Clusters(
+        control=Cluster(
             name="control", task_queue=settings.task_queue, workers=control, polling=control > 0
-        ).model_dump(),
-        "items": [c.model_dump() for c in clusters],
-    }
+        ),
+        items=clusters,
+    )

@@ -14,7 +14,9 @@ from starlette.responses import JSONResponse
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Unauthorized
+from api.mlflow_runs import MlflowUnavailable
 from api.runs import RetryRefused
+from api.schedules import ScheduleExists, ScheduleNotFound
 from api.store import Conflict, NotFound, StoreUnavailable
 from parallels.errors import ParallelsError, SpecInvalid
 
@@ -54,20 +56,25 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(
             _body("unauthorized", str(exc)), 401, headers={"WWW-Authenticate": "Bearer"}
         )
-    if isinstance(exc, NotFound):
+    if isinstance(exc, NotFound | ScheduleNotFound):
         return JSONResponse(_body("not_found", str(exc)), 404)
-    if isinstance(exc, Conflict | RetryRefused):
+    if isinstance(exc, Conflict | RetryRefused | ScheduleExists):
         return JSONResponse(_body("conflict", str(exc)), 409)
-    if isinstance(exc, StoreUnavailable):
+    if isinstance(exc, StoreUnavailable | MlflowUnavailable):
         return JSONResponse(_body("unavailable", str(exc)), 503)
     if isinstance(exc, RPCError):
         if exc.status == RPCStatusCode.NOT_FOUND:
             return JSONResponse(_body("not_found", exc.message), 404)
         if exc.status == RPCStatusCode.ALREADY_EXISTS:
             return JSONResponse(_body("conflict", exc.message), 409)
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+            return JSONResponse(_body("invalid_request", f"Temporal: {exc.message}"), 422)
         return JSONResponse(_body("unavailable", f"Temporal: {exc.message}"), 503)
     if isinstance(exc, HTTPException):
-        return JSONResponse(_body("http_error", str(exc.detail)), exc.status_code)
+        # Keep Starlette's headers: a 405 must say which methods are allowed (RFC 9110).
+        return JSONResponse(
+            _body("http_error", str(exc.detail)), exc.status_code, headers=exc.headers
+        )
     if isinstance(exc, ParallelsError):
         return JSONResponse(_body(type(exc).__name__, str(exc)), 422)
     log.exception("unexpected error on %s %s", request.method, request.url.path)

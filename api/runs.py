@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,10 +11,14 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.mlflow_runs import MlflowRuns
+from api.models import ProjectRunBody
 from parallels.errors import ParallelsError
 from parallels.models import DagProgress, DagRunInput, DagRunResult, NodeResult
+from parallels.projects import single_project_spec
 from parallels.settings import Settings
 from parallels.spec import Scalar
+from parallels.validation import load_spec
 from parallels.watch import start_run
 
 _STATUS = {
@@ -51,6 +56,8 @@ class Run(BaseModel):
     mlflow_run_id: str | None = None
     links: RunLinks
     retry_of: str | None = None
+    #: For a single-project run: the MLflow run the project logs into.
+    project_run_id: str | None = None
     progress: DagProgress | None = None
 
 
@@ -81,10 +88,47 @@ class RunService:
         )
         return await self._start(inp, retry_of=None)
 
+    async def start_project(self, body: ProjectRunBody, owner: str, mlflow: MlflowRuns) -> Run:
+        """One project entry point as a one-node DAG whose partition logs into one MLflow run."""
+        raw = single_project_spec(
+            body.project(),
+            entry_point=body.entry_point,
+            parameters=body.parameters,
+            experiment=body.experiment,
+            cluster=body.cluster,
+            resources=body.resources,
+            timeout=body.timeout,
+            retries=body.retries,
+            env_manager=body.env_manager,
+        )
+        spec = load_spec(raw, max_parallelism=self._settings.max_parallelism)
+        created = body.mlflow_run_id is None
+        mlflow_run_id = body.mlflow_run_id or await mlflow.create_run(
+            spec.experiment_name,
+            body.run_name or spec.nodes[0].id,
+            {
+                "mlflow.source.type": "PROJECT",
+                "mlflow.source.name": body.uri,
+                "mlflow.project.entryPoint": body.entry_point,
+                "mlflow.user": owner,
+                "parallels.dag": spec.name,
+            },
+        )
+        inp = DagRunInput(spec=raw, run_name=body.run_name, owner=owner, adopt_run_id=mlflow_run_id)
+        try:
+            return await self._start(inp, retry_of=None)
+        except BaseException:
+            if created:  # nothing will ever log into it: do not leave it RUNNING
+                with contextlib.suppress(Exception):
+                    await mlflow.fail_run(mlflow_run_id)
+            raise
+
     async def _start(self, inp: DagRunInput, retry_of: str | None) -> Run:
         memo: dict[str, Any] = {"owner": inp.owner, "template_version": inp.template_version}
         if retry_of:
             memo["retry_of"] = retry_of
+        if inp.adopt_run_id:
+            memo["project_run_id"] = inp.adopt_run_id
         handle = await start_run(self._client, inp, task_queue=self._settings.task_queue, memo=memo)
         return await self.get(handle.id, with_progress=False)
 
@@ -117,6 +161,8 @@ class RunService:
                 "spec": spec,
                 "owner": owner,
                 "reuse": {k: v for k, v in nodes.items() if v.status == "succeeded"},
+                # A retry gets fresh MLflow runs: the adopted one holds the old attempt's failures.
+                "adopt_run_id": None,
             }
         )
         return await self._start(retried, retry_of=run_id)
@@ -172,6 +218,7 @@ class RunService:
             owner=memo.get("owner"),
             template_version=memo.get("template_version"),
             retry_of=memo.get("retry_of"),
+            project_run_id=memo.get("project_run_id"),
             mlflow_run_id=mlflow_ids[0] if mlflow_ids else None,
             links=RunLinks(
                 temporal=f"{self._settings.temporal_ui_url}/namespaces/"

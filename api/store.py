@@ -13,10 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from parallels.errors import ParallelsError
+from parallels.spec import spec_digest
 
 metadata = sa.MetaData()
 templates = sa.Table(
@@ -26,7 +27,8 @@ templates = sa.Table(
     sa.Column("name", sa.String(128), nullable=False, index=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("spec", sa.JSON, nullable=False),
-    sa.Column("owner", sa.String(255), nullable=True),
+    sa.Column("owner", sa.String(255), nullable=True, index=True),
+    sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("name", "version", name="uq_templates_name_version"),
 )
@@ -52,6 +54,7 @@ class Template(BaseModel):
     spec: dict[str, Any]
     owner: str | None
     created_at: datetime
+    digest: str = Field(description="content hash of the spec (key order does not matter)")
 
 
 def migrate(engine: sa.Engine, revision: str = "head") -> None:
@@ -64,7 +67,14 @@ def migrate(engine: sa.Engine, revision: str = "head") -> None:
 
 def _row(r: sa.Row[Any]) -> Template:
     created = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC)
-    return Template(name=r.name, version=r.version, spec=r.spec, owner=r.owner, created_at=created)
+    return Template(
+        name=r.name,
+        version=r.version,
+        spec=r.spec,
+        owner=r.owner,
+        created_at=created,
+        digest=r.digest,
+    )
 
 
 class TemplateStore:
@@ -145,14 +155,22 @@ class TemplateStore:
 
     def _insert(self, name: str, version: int, spec: dict[str, Any], owner: str | None) -> Template:
         now = datetime.now(UTC)
+        digest = spec_digest(spec)
         try:
             with self.engine.begin() as conn:
                 conn.execute(
                     templates.insert().values(
-                        name=name, version=version, spec=spec, owner=owner, created_at=now
+                        name=name,
+                        version=version,
+                        spec=spec,
+                        owner=owner,
+                        created_at=now,
+                        digest=digest,
                     )
                 )
         except IntegrityError as e:
             # Two saves raced for the same version: the loser asks the client to retry.
             raise Conflict(f"template '{name}' version {version} was saved concurrently") from e
-        return Template(name=name, version=version, spec=spec, owner=owner, created_at=now)
+        return Template(
+            name=name, version=version, spec=spec, owner=owner, created_at=now, digest=digest
+        )

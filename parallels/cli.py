@@ -11,16 +11,18 @@ import json
 import logging
 import signal
 import sys
+import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
 from parallels.errors import ParallelsError, SpecInvalid
-from parallels.settings import Settings
+from parallels.settings import Settings, config_file
 from parallels.spec import Scalar
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -34,11 +36,12 @@ EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "batch_infer
 
 
 def _register_api_commands() -> None:
-    from parallels import cli_api
+    from parallels import cli_api, cli_schedules
 
     dag_app.command("push")(cli_api.dag_push)
     dag_app.command("list")(cli_api.dag_list)
     app.add_typer(cli_api.run_app, name="run")
+    app.add_typer(cli_schedules.schedule_app, name="schedule")
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -325,4 +328,9 @@ def _run(coro: Any) -> Any:
 
 def main() -> None:
     _register_api_commands()
+    try:
+        Settings()  # a broken config file or variable is reported once, before any command
+    except (tomllib.TOMLDecodeError, ValidationError) as e:
+        err.print(f"[red]invalid settings[/] (from {config_file()} or PARALLELS_*):", e)
+        raise SystemExit(2) from None
     app()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import httpx
 import typer
 from rich.live import Live
 from rich.markup import escape
@@ -61,7 +62,10 @@ def dag_push(file: Path, api_url: ApiUrl = None, token: Token = None) -> None:
     doc = _load_file(file, Settings())
     with _client(api_url, token) as c:
         t = _call(lambda: c.push(doc))
-    console.print(f"[green]saved[/] {t['name']} version {t['version']}")
+    if t["changed"]:
+        console.print(f"[green]saved[/] {t['name']} version {t['version']}")
+    else:
+        console.print(f"unchanged: {t['name']} version {t['version']} already holds this spec")
 
 
 def dag_list(api_url: ApiUrl = None, token: Token = None) -> None:
@@ -108,22 +112,31 @@ def _follow(c: ParallelsClient, run_id: str, watch: bool) -> None:
     """Watch a run to its end and exit 0 only if it succeeded (no-op without --watch)."""
     if not watch:
         return
-    final = _watch(c, run_id)
+    final = _call(lambda: _watch(c, run_id))
     _print_run(final)
     raise typer.Exit(0 if final["status"] == "succeeded" else 1)
 
 
 def _watch(c: ParallelsClient, run_id: str) -> dict[str, Any]:
+    """Follow the run's event stream; reconnect if it drops (the API restarted, a proxy cut it)."""
     from parallels.cli import console
 
     with Live(console=console, refresh_per_second=4) as live:
         while True:
+            try:
+                for event, data in c.events(run_id):
+                    if event == "progress" and data.get("progress"):
+                        live.update(render(DagProgress.model_validate(data["progress"])))
+                    if event == "end":
+                        return _call(lambda: c.run(run_id))
+            except ApiError:
+                raise
+            except (OSError, httpx.HTTPError):
+                pass  # the stream dropped: fall through to a reconnect
             run = _call(lambda: c.run(run_id))
-            if run.get("progress"):
-                live.update(render(DagProgress.model_validate(run["progress"])))
             if run["status"] != "running":
                 return run
-            time.sleep(0.5)
+            time.sleep(1.0)
 
 
 def _print_run(run: dict[str, Any]) -> None:

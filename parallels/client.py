@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+from httpx_sse import connect_sse
 
-from parallels.spec import Scalar
+from parallels.spec import Scalar, spec_digest
 
 
 class ApiError(Exception):
@@ -47,13 +50,20 @@ class ParallelsClient:
         return dict(self._call("POST", "/templates/validate", json={"spec": spec}))
 
     def push(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Create the template, or save a new version if it exists."""
+        """Create the template, or save a new version if its content changed.
+
+        The answer has `changed: False` when the latest version already holds this spec.
+        """
         try:
-            return dict(self._call("POST", "/templates", json={"spec": spec}))
+            return {**self._call("POST", "/templates", json={"spec": spec}), "changed": True}
         except ApiError as e:
             if e.status != 409:
                 raise
-            return dict(self._call("PUT", f"/templates/{spec['name']}", json={"spec": spec}))
+        latest = dict(self._call("GET", f"/templates/{spec['name']}"))
+        if latest.get("digest") == spec_digest(spec):
+            return {**latest, "changed": False}
+        saved = self._call("PUT", f"/templates/{spec['name']}", json={"spec": spec})
+        return {**saved, "changed": True}
 
     def templates(self, offset: int = 0, limit: int = 50) -> dict[str, Any]:
         return dict(self._call("GET", "/templates", params={"offset": offset, "limit": limit}))
@@ -98,3 +108,39 @@ class ParallelsClient:
 
     def cancel(self, run_id: str) -> None:
         self._call("POST", f"/runs/{run_id}/cancel")
+
+    def events(self, run_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The run's server-sent events: ("progress", run) on every change, then ("end", ...)."""
+        with connect_sse(self._http, "GET", f"/api/v1/runs/{run_id}/events", timeout=None) as es:
+            if es.response.status_code >= 400:
+                es.response.read()
+                try:
+                    body = es.response.json()
+                except ValueError:
+                    body = {"error": "http_error", "message": es.response.text[:500]}
+                raise ApiError(es.response.status_code, body)
+            for sse in es.iter_sse():
+                yield sse.event, json.loads(sse.data)
+
+    def start_project(self, uri: str, **fields: Any) -> dict[str, Any]:
+        """Run one MLflow project entry point (fields as in POST /api/v1/project-runs)."""
+        return dict(self._call("POST", "/project-runs", json={"uri": uri, **fields}))
+
+    # schedules
+    def create_schedule(self, schedule_id: str, template: str, **fields: Any) -> dict[str, Any]:
+        body = {"id": schedule_id, "template": template, **fields}
+        return dict(self._call("POST", "/schedules", json=body))
+
+    def schedules(self, template: str | None = None) -> list[dict[str, Any]]:
+        params = {"template": template} if template else {}
+        return list(self._call("GET", "/schedules", params=params)["items"])
+
+    def set_paused(self, schedule_id: str, paused: bool, note: str = "") -> dict[str, Any]:
+        action = "pause" if paused else "unpause"
+        return dict(self._call("POST", f"/schedules/{schedule_id}/{action}", json={"note": note}))
+
+    def trigger(self, schedule_id: str) -> None:
+        self._call("POST", f"/schedules/{schedule_id}/trigger")
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self._call("DELETE", f"/schedules/{schedule_id}")

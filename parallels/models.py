@@ -27,6 +27,9 @@ class DagRunInput(BaseModel):
     #: Results of nodes that succeeded in an earlier run of the same DAG (a retry): they are not
     #: run again, and their outputs feed the nodes downstream.
     reuse: dict[str, NodeResult] = Field(default_factory=dict)
+    #: An existing MLflow run that the only partition of a one-node, parallelism-1 DAG logs
+    #: into (a single-project run: `mlflow run --backend parallels` reports this run).
+    adopt_run_id: str | None = None
 
 
 class ResolvedProject(BaseModel):
@@ -122,6 +125,7 @@ class PartitionInput(BaseModel):
     parameters: dict[str, Scalar]
     env: PreparedEnv
     retries: int = 0
+    adopt_run_id: str | None = None
 
 
 class PartitionResult(BaseModel):
@@ -142,6 +146,7 @@ class NodeRunInput(BaseModel):
     parameters: dict[str, Scalar]
     upstream_roots: dict[str, list[str]]
     max_in_flight: int = 200
+    adopt_run_id: str | None = None
 
 
 class NodeResult(BaseModel):

@@ -6,9 +6,23 @@ import os
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from parallels.naming import CONTROL_QUEUE
+
+
+def config_file() -> Path:
+    """$PARALLELS_CONFIG, else $XDG_CONFIG_HOME/parallels/config.toml (~/.config by default)."""
+    explicit = os.environ.get("PARALLELS_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "parallels" / "config.toml"
 
 
 def _default_slots() -> int:
@@ -16,7 +30,22 @@ def _default_slots() -> int:
 
 
 class Settings(BaseSettings):
+    """Every setting comes from, highest first: arguments (CLI flags), PARALLELS_* environment
+    variables, the config file (`config_file()`, TOML, keys are the field names), defaults."""
+
     model_config = SettingsConfigDict(env_prefix="PARALLELS_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        return init_settings, env_settings, toml, file_secret_settings
 
     #: Where the embedded stack keeps its databases, artifacts, caches and work dirs.
     state_dir: Path = Field(default_factory=lambda: Path.cwd() / ".parallels")

@@ -5,9 +5,12 @@ Pure: no I/O beyond parsing a string, importable inside the Temporal workflow sa
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -20,6 +23,8 @@ DEFAULT_CLUSTER = "local"
 
 
 class _Strict(BaseModel):
+    # Numbers and flags are strict (no `retries: false`, no `parallelism: "4"`): a spec means
+    # what it says, and matches its JSON Schema.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -69,7 +74,7 @@ class NodeInput(_Strict):
 class Resources(_Strict):
     cpu: str | None = None
     memory: str | None = None
-    gpu: Annotated[int, Field(ge=0, le=64)] = 0
+    gpu: Annotated[int, Field(ge=0, le=64, strict=True)] = 0
 
 
 class NodeSpec(_Strict):
@@ -78,10 +83,10 @@ class NodeSpec(_Strict):
     entry_point: Annotated[str, Field(min_length=1, max_length=255)] = "main"
     parameters: dict[str, Scalar] = Field(default_factory=dict)
     inputs: list[NodeInput] = Field(default_factory=list)
-    parallelism: Annotated[int, Field(ge=1)] = 1
+    parallelism: Annotated[int, Field(ge=1, strict=True)] = 1
     resources: Resources = Field(default_factory=Resources)
     cluster: Annotated[str, Field(pattern=ID_PATTERN)] = DEFAULT_CLUSTER
-    retries: Annotated[int, Field(ge=0, le=20)] = 0
+    retries: Annotated[int, Field(ge=0, le=20, strict=True)] = 0
     timeout: str = "1h"
     env_manager: EnvManager = EnvManager.AUTO
     depends_on: list[str] = Field(default_factory=list)
@@ -115,7 +120,7 @@ class DagSpec(_Strict):
     description: Annotated[str, Field(max_length=10_000)] = ""
     experiment: Annotated[str | None, Field(min_length=1, max_length=500)] = None
     parameters: dict[str, Scalar] = Field(default_factory=dict)
-    fail_fast: bool = True
+    fail_fast: Annotated[bool, Field(strict=True)] = True
     nodes: Annotated[list[NodeSpec], Field(min_length=1, max_length=500)]
 
     @property
@@ -152,3 +157,9 @@ def parse_duration(text: str | int | float) -> float:
 
 
 RunStatus = Literal["pending", "running", "succeeded", "failed", "cancelled", "skipped"]
+
+
+def spec_digest(raw: Mapping[str, Any]) -> str:
+    """Content hash of a spec document, independent of key order and whitespace."""
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -34,7 +34,12 @@ with workflow.unsafe.imports_passed_through():
         ResolveInput,
     )
     from parallels.spec import DagSpec, RunStatus
-    from parallels.validation import apply_overrides, load_spec, resolve_parameters
+    from parallels.validation import (
+        Problem,
+        apply_overrides,
+        load_spec,
+        resolve_parameters,
+    )
     from workflows.node import NodeWorkflow, bookkeeping, error_message
 
 DAG_ATTR = SearchAttributeKey.for_keyword("ParallelsDag")
@@ -48,6 +53,7 @@ _RESOLVE_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seco
 class DagRunWorkflow:
     def __init__(self) -> None:
         self._progress = DagProgress(dag="", status="pending", nodes={})
+        self._adopt_run_id: str | None = None
 
     @workflow.query
     def progress(self) -> DagProgress:
@@ -67,6 +73,7 @@ class DagRunWorkflow:
     @workflow.run
     async def run(self, inp: DagRunInput) -> DagRunResult:
         spec = self._validate(inp)
+        self._adopt_run_id = inp.adopt_run_id
         self._progress = DagProgress(
             dag=spec.name, status="running", nodes={n.id: NodeProgress() for n in spec.nodes}
         )
@@ -135,7 +142,12 @@ class DagRunWorkflow:
 
     def _validate(self, inp: DagRunInput) -> DagSpec:
         try:
-            return apply_overrides(load_spec(inp.spec), inp.parameters)
+            spec = apply_overrides(load_spec(inp.spec), inp.parameters)
+            if inp.adopt_run_id and (len(spec.nodes) != 1 or spec.nodes[0].parallelism != 1):
+                raise SpecInvalid(
+                    [Problem("nodes", "adopt_run_id needs exactly one node with parallelism 1")]
+                )
+            return spec
         except SpecInvalid as e:
             self._progress.status = "failed"
             self._progress.error = str(e)
@@ -269,6 +281,7 @@ class DagRunWorkflow:
                     project=project,
                     parameters=resolve_parameters(node, spec.parameters),
                     upstream_roots=upstream,
+                    adopt_run_id=self._adopt_run_id,
                 ),
                 id=naming.node_workflow_id(workflow.info().workflow_id, node_id),
             )

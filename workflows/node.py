@@ -214,6 +214,7 @@ class NodeWorkflow:
                             parameters=inp.parameters,
                             env=env,
                             retries=node.retries,
+                            adopt_run_id=inp.adopt_run_id if i == 0 else None,
                         ),
                         result_type=PartitionResult,
                         task_queue=queue,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 from mlflow.tracking import MlflowClient
 from temporalio.client import Client, WorkflowFailureError
 
+from api.app import create_app
+from api.store import TemplateStore
 from parallels.models import DagRunResult
 from parallels.settings import Settings
 from parallels.watch import start_dag
@@ -130,3 +134,39 @@ def runs_of(settings: Settings, workflow_id: str) -> list[Any]:
 
 def by_kind(runs: list[Any], kind: str) -> list[Any]:
     return [r for r in runs if r.data.tags.get("parallels.kind") == kind]
+
+
+ALICE = {"Authorization": "Bearer alice-token"}
+
+
+@contextlib.asynccontextmanager
+async def api_for(client, settings, tmp_path, **updates):
+    """The app on a fresh store, talking to the session's Temporal, through an ASGI client."""
+    tokens = "alice-token:alice,root-token:root:admin"
+    s = settings.model_copy(update={"api_tokens": tokens, **updates})
+
+    async def temporal():
+        return client
+
+    store = TemplateStore(f"sqlite:///{tmp_path / f'store-{uuid.uuid4().hex[:6]}.db'}")
+    app = create_app(s, store=store, temporal=temporal)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        yield http
+
+
+def spec_for(repo, name="tpl", n=3):
+    return {
+        "name": name,
+        "parameters": {"n": n},
+        "nodes": [
+            node("emit", repo, "emit", parameters={"n": "${n}"}),
+            node(
+                "copy",
+                repo,
+                "copy",
+                parallelism=2,
+                inputs=[{"name": "d", "source": {"node": "emit"}, "partition": "by_file"}],
+            ),
+        ],
+    }

@@ -3,58 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import uuid
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from api.app import create_app
 from api.store import TemplateStore
-from tests.integration.helpers import node, steps_repo
-
-ALICE = {"Authorization": "Bearer alice-token"}
-
-
-@contextlib.asynccontextmanager
-async def api_for(client, settings, tmp_path, **updates):
-    """The app on a fresh store, talking to the session's Temporal, through an ASGI client."""
-    tokens = "alice-token:alice,root-token:root:admin"
-    s = settings.model_copy(update={"api_tokens": tokens, **updates})
-
-    async def temporal():
-        return client
-
-    store = TemplateStore(f"sqlite:///{tmp_path / f'store-{uuid.uuid4().hex[:6]}.db'}")
-    app = create_app(s, store=store, temporal=temporal)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
-        yield http
-
-
-@pytest_asyncio.fixture
-async def api(client, settings, tmp_path, worker):
-    async with api_for(client, settings, tmp_path) as http:
-        yield http
-
-
-def spec_for(repo, name="tpl", n=3):
-    return {
-        "name": name,
-        "parameters": {"n": n},
-        "nodes": [
-            node("emit", repo, "emit", parameters={"n": "${n}"}),
-            node(
-                "copy",
-                repo,
-                "copy",
-                parallelism=2,
-                inputs=[{"name": "d", "source": {"node": "emit"}, "partition": "by_file"}],
-            ),
-        ],
-    }
+from tests.integration.helpers import ALICE, api_for, node, spec_for, steps_repo
 
 
 async def test_auth_is_required_except_for_health_and_openapi(api):

@@ -89,8 +89,10 @@ def test_up_then_push_start_watch_list_show_cancel_then_ctrl_c(tmp_path):
         "PARALLELS_MLFLOW_PORT": str(m_port),
         "PARALLELS_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{m_port}",
         "PARALLELS_API_PORT": str(a_port),
-        "PARALLELS_API_URL": f"http://127.0.0.1:{a_port}",
+        # The CLI finds the API through its config file.
+        "PARALLELS_CONFIG": str(tmp_path / "config.toml"),
     }
+    (tmp_path / "config.toml").write_text(f'api_url = "http://127.0.0.1:{a_port}"\n')
     # DAG files kept next to their project, which they name by a relative path.
     dag = (
         "name: from-file\nparameters: {n: 4}\nnodes:\n"
@@ -130,7 +132,11 @@ def test_up_then_push_start_watch_list_show_cancel_then_ctrl_c(tmp_path):
             pushed.stderr
         )
         again = parallels("dag", "push", str(repo / "dags" / "dag.yaml"), env=env)
-        assert "saved from-file version 2" in again.stdout
+        assert "unchanged: from-file version 1" in again.stdout, again.stderr
+        edited = repo / "dags" / "dag.yaml"
+        edited.write_text(dag.replace("{n: 4}", "{n: 5}"))
+        again = parallels("dag", "push", str(edited), env=env)
+        assert "saved from-file version 2" in again.stdout, again.stderr
         listed = parallels("dag", "list", env=env)
         assert "from-file" in listed.stdout and " 2 " in listed.stdout
 
@@ -160,6 +166,22 @@ def test_up_then_push_start_watch_list_show_cancel_then_ctrl_c(tmp_path):
             raise AssertionError("run was not cancelled")
         runs = parallels("run", "list", env=env).stdout
         assert run_id in runs and slow_id in runs
+
+        made = parallels("schedule", "create", "hourly", "from-file", "--every", "1h", env=env)
+        assert made.returncode == 0 and "created schedule hourly of from-file v2" in made.stdout
+        assert parallels("schedule", "trigger", "hourly", env=env).returncode == 0
+        for _ in range(100):
+            listed = parallels("schedule", "list", env=env).stdout
+            if "hourly" in listed and "hourly-" in listed:  # listed, with its triggered run
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError(f"schedule or its run not listed: {listed}")
+        assert "every 1h" in listed and "active" in listed
+        assert "paused hourly" in parallels("schedule", "pause", "hourly", env=env).stdout
+        assert parallels("schedule", "delete", "hourly", env=env).returncode == 0
+        gone = parallels("schedule", "pause", "hourly", env=env)
+        assert gone.returncode == 2 and "not found" in gone.stderr
     finally:
         up.send_signal(signal.SIGINT)
         code = up.wait(60)
@@ -211,3 +233,12 @@ def test_api_commands_say_when_the_api_is_unreachable():
     )
     assert out.returncode == 1
     assert "cannot reach the API" in out.stderr and "parallels up" in out.stderr
+
+
+def test_a_broken_config_file_is_reported_not_a_traceback(tmp_path):
+    import os
+
+    (tmp_path / "c.toml").write_text("api_url = \n")
+    out = parallels("run", "list", env={**os.environ, "PARALLELS_CONFIG": str(tmp_path / "c.toml")})
+    assert out.returncode == 2 and "invalid settings" in out.stderr
+    assert "Traceback" not in out.stderr and "c.toml" in out.stderr

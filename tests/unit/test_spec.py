@@ -221,3 +221,41 @@ def test_durations(text, seconds):
 def test_bad_durations(bad):
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+def test_single_project_spec_is_a_valid_one_node_dag():
+    from parallels.projects import dag_name, node_id, single_project_spec
+    from parallels.spec import ProjectRef
+    from parallels.validation import load_spec
+
+    ref = ProjectRef(uri="https://git.example/org/My Repo.git/", subdirectory="steps/train")
+    assert dag_name(ref) == "My-Repo-train"
+    assert dag_name(ProjectRef(uri="/")) == "project"
+    assert node_id("Train Model!") == "train-model" and node_id("___") == "main"
+    raw = single_project_spec(ref, entry_point="Train Model!", parameters={"a": 1}, retries=2)
+    spec = load_spec(raw)
+    [n] = spec.nodes
+    assert (spec.name, n.id, n.entry_point, n.parameters, n.retries, n.parallelism) == (
+        "My-Repo-train",
+        "train-model",
+        "Train Model!",
+        {"a": 1},
+        2,
+        1,
+    )
+    assert n.project.subdirectory == "steps/train"
+
+
+def test_numbers_and_flags_are_strict():
+    import pytest
+
+    from parallels.errors import SpecInvalid
+    from parallels.validation import load_spec
+
+    base = {"name": "d", "nodes": [{"id": "a", "project": {"uri": "r"}}]}
+    for field, bad in (("retries", False), ("parallelism", "4"), ("parallelism", 2.5)):
+        doc = {**base, "nodes": [{**base["nodes"][0], field: bad}]}
+        with pytest.raises(SpecInvalid, match=field):
+            load_spec(doc)
+    with pytest.raises(SpecInvalid, match="fail_fast"):
+        load_spec({**base, "fail_fast": "yes"})
