@@ -5,7 +5,7 @@ they are what proves a change still replays runs that started before it.
 
 Run it when a workflow change is *meant* to be incompatible (and version the workflow with
 `workflow.patched` instead whenever running DAGs must survive the change). It starts its own
-Temporal dev server and MLflow server, runs three scenarios, and writes one JSON file per workflow
+Temporal dev server and MLflow server, runs the scenarios, and writes one JSON file per workflow
 execution with machine-specific paths scrubbed from the payloads.
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import temporalio
+from mlflow.tracking import MlflowClient
 
 import worker
 from parallels.models import DagRunInput
@@ -104,6 +105,11 @@ async def main() -> None:
             },
         }
         scenarios["reuse"] = scenarios["fanout"]
+        # A single-project run: one node whose partition logs into a run made beforehand.
+        scenarios["project"] = {
+            "name": "project",
+            "nodes": [node("emit", repo, "emit", parameters={"n": 2})],
+        }
         wanted = sys.argv[1:] or list(scenarios)
         reuse: dict[str, Any] = {}
         async with worker.running(worker.build_workers(client, settings)):
@@ -113,9 +119,15 @@ async def main() -> None:
             for name, spec in scenarios.items():
                 if name not in wanted:
                     continue
+                adopt = None
+                if name == "project":
+                    mlflow = MlflowClient(settings.mlflow_tracking_uri)
+                    adopt = mlflow.create_run(mlflow.create_experiment("project")).info.run_id
                 handle = await client.start_workflow(
                     "DagRunWorkflow",
-                    DagRunInput(spec=spec, reuse=reuse if name == "reuse" else {}),
+                    DagRunInput(
+                        spec=spec, reuse=reuse if name == "reuse" else {}, adopt_run_id=adopt
+                    ),
                     id=f"replay-{name}",
                     task_queue="parallels",
                 )
