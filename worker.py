@@ -19,6 +19,9 @@ from temporalio.worker import Worker
 
 from activities.environment import Environments
 from activities.git_source import GitSources
+from activities.kube import Kube, api_client
+from activities.kube_environment import KubeEnvironments
+from activities.kube_partition import KubePartitions
 from activities.partition import LocalPartitions
 from activities.planning import Planner
 from activities.tracking import Tracking, TrackingActivities
@@ -66,7 +69,8 @@ def build_workers(
         )
     for cluster in clusters:
         if cluster != "local":
-            raise ValueError(f"cluster '{cluster}': only the built-in 'local' cluster exists yet")
+            workers.append(_kube_worker(client, settings, queue, cluster, tracking, sources))
+            continue
         partitions = LocalPartitions(
             tracking=tracking,
             tracking_uri=settings.mlflow_tracking_uri,
@@ -92,10 +96,49 @@ def build_workers(
     return workers
 
 
-async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+def _kube_worker(
+    client: Client,
+    settings: Settings,
+    queue: str,
+    cluster: str,
+    tracking: Tracking,
+    sources: GitSources,
+) -> Worker:
+    config = settings.kube_cluster(cluster)
+    if config is None:
+        known = ", ".join(c.name for c in settings.kube_clusters) or "none"
+        raise ValueError(
+            f"cluster '{cluster}' is not configured (Kubernetes clusters configured: {known}); "
+            "add it to kube_clusters in the config file (docs/kubernetes.md)"
+        )
+    kube = Kube(api_client(config), config)
+    partitions = KubePartitions(
+        kube=kube, tracking=tracking, heartbeat_seconds=settings.heartbeat_seconds
+    )
+    envs = KubeEnvironments(kube, sources)
+    return Worker(
+        client,
+        task_queue=naming.cluster_queue(queue, cluster),
+        activities=[envs.prepare_environment, partitions.run_partition],
+        # Awaiting a pod costs the worker little: many partitions per worker.
+        max_concurrent_activities=settings.kube_slots,
+        max_heartbeat_throttle_interval=timedelta(seconds=2),
+        default_heartbeat_throttle_interval=timedelta(seconds=2),
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    *,
+    clusters: Sequence[str] = ("local",),
+    control: bool = True,
+) -> None:
     client = await connect(settings.temporal_address, settings.temporal_namespace)
-    await ensure_search_attributes(client, settings.temporal_namespace)
-    workers = build_workers(client, settings)
+    if control:
+        await ensure_search_attributes(client, settings.temporal_namespace)
+    workers = build_workers(client, settings, clusters=clusters, control=control)
     log.info("worker polling %s", ", ".join(w.task_queue for w in workers))
     stop = stop or asyncio.Event()
     async with running(workers):

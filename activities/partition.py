@@ -18,15 +18,15 @@ from pathlib import Path
 from temporalio import activity
 
 from activities.errors import heartbeater, translate_errors
-from activities.tracking import Tracking, source_tags
+from activities.partition_runs import PartitionRuns
+from activities.tracking import Tracking
 from parallels import naming, runner
-from parallels.errors import ParallelsError, PartitionFailed, TransientError
+from parallels.errors import PartitionFailed
 from parallels.mlproject import format_command
 from parallels.models import PartitionInput, PartitionResult
 from parallels.stack import die_with_parent
 
 KILL_GRACE_SECONDS = 5.0
-FAILURES_TAG = "parallels.failures"
 
 
 class LocalPartitions:
@@ -41,6 +41,7 @@ class LocalPartitions:
         keep_workdirs: bool = False,
     ) -> None:
         self._tracking = tracking
+        self._runs = PartitionRuns(tracking)
         self._tracking_uri = tracking_uri
         self._work_dir = work_dir
         self._base_env = dict(base_env)
@@ -53,7 +54,7 @@ class LocalPartitions:
         started = time.monotonic()
         info = activity.info()
         attempt = info.attempt
-        run_id, failures, last_error = await asyncio.to_thread(self._open_run, inp)
+        run_id, failures, last_error = await asyncio.to_thread(self._runs.open, inp)
         if failures > inp.retries:
             # The previous attempt timed out and used up the retries; Temporal retries timeouts
             # itself, so this attempt only reports it.
@@ -121,7 +122,7 @@ class LocalPartitions:
                     if limit
                     else "timed out"
                 )
-                failures = await asyncio.to_thread(self._count_failure, run_id)
+                failures = await asyncio.to_thread(self._runs.count_failure, run_id)
                 tail = runner.log_tail(log_path)
                 raise PartitionFailed(
                     error + (f"; last output:\n{tail}" if tail else ""),
@@ -145,41 +146,6 @@ class LocalPartitions:
         return PartitionResult(
             index=inp.index, run_id=run_id, exit_code=0, seconds=time.monotonic() - started
         )
-
-    def _open_run(self, inp: PartitionInput) -> tuple[str, int, str | None]:
-        """The partition's run, with the step failures and last error of earlier attempts."""
-        tags = {
-            "parallels.dag": inp.dag_name,
-            "parallels.node": inp.node_id,
-            "parallels.partition": str(inp.index),
-            "parallels.partition_count": str(inp.count),
-            "parallels.workflow_id": inp.workflow_id,
-            "parallels.kind": "partition",
-            "parallels.env": inp.env.env_id,
-            **source_tags(inp.project, inp.entry_point.name),
-        }
-        try:
-            if inp.adopt_run_id:
-                run_id, tags = self._tracking.adopt_run(
-                    inp.adopt_run_id, inp.key, tags, inp.node_run_id
-                )
-            else:
-                run_id, tags = self._tracking.ensure_run_with_tags(
-                    inp.experiment_id, inp.key, f"{inp.node_id}-{inp.index}", tags, inp.node_run_id
-                )
-            self._tracking.log_params(run_id, inp.parameters)
-        except ParallelsError:
-            raise
-        except Exception as e:
-            raise TransientError(f"MLflow: cannot open the partition run: {e}") from e
-        return run_id, int(tags.get(FAILURES_TAG, "0")), tags.get("parallels.error")
-
-    def _count_failure(self, run_id: str) -> int:
-        """Failures of the step itself, kept on the run so worker crashes do not count."""
-        client = self._tracking.client
-        failures = int(client.get_run(run_id).data.tags.get(FAILURES_TAG, "0")) + 1
-        client.set_tag(run_id, FAILURES_TAG, str(failures))
-        return failures
 
     async def _run_command(
         self, command: str, cwd: Path, env: dict[str, str], log_path: Path, deadline: float | None

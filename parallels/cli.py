@@ -192,17 +192,49 @@ def up(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> Non
 
 
 @app.command("worker")
-def worker_cmd(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    """Run a worker against the configured Temporal and MLflow until Ctrl-C."""
+def worker_cmd(
+    cluster: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cluster",
+            "-c",
+            help="serve only this cluster's task queue (repeatable); its credentials stay here",
+        ),
+    ] = None,
+    control: Annotated[
+        bool | None,
+        typer.Option(
+            "--control/--no-control",
+            help="also serve the control queue (workflows, bookkeeping); default: only "
+            "without --cluster",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run a worker against the configured Temporal and MLflow until Ctrl-C.
+
+    Without options it serves the control queue and the built-in `local` cluster."""
     _setup_logging(verbose)
     import worker
+
+    settings = Settings()
+    clusters = cluster or ["local"]
+    serve_control = control if control is not None else not cluster
+    for name in clusters:
+        if name != "local" and settings.kube_cluster(name) is None:
+            known = ", ".join(c.name for c in settings.kube_clusters) or "none"
+            err.print(
+                f"[red]cluster '{escape(name)}' is not configured[/] (Kubernetes clusters: "
+                f"{escape(known)}); see docs/kubernetes.md"
+            )
+            raise typer.Exit(2)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await worker.run(Settings(), stop)
+        await worker.run(settings, stop, clusters=clusters, control=serve_control)
 
     _run(main())
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from parallels.mlproject import EntryPointSpec, ProjectSpec
-from parallels.spec import EnvManager, NodeInput, NodeSpec, RunStatus, Scalar
+from parallels.spec import EnvManager, NodeInput, NodeSpec, Resources, RunStatus, Scalar
 
 MlflowStatus = Literal["FINISHED", "FAILED", "KILLED"]
 
@@ -91,6 +91,8 @@ class PreparedEnv(BaseModel):
     source_dir: str  # the project directory (subdirectory applied) on the worker's machine
     python: str  # interpreter that runs the entry point
     env_id: str  # "local" or the content hash of the environment spec
+    #: Kubernetes clusters: the environment image the partition pods run.
+    image: str | None = None
 
 
 class PlanInput(BaseModel):
@@ -126,6 +128,7 @@ class PartitionInput(BaseModel):
     env: PreparedEnv
     retries: int = 0
     adopt_run_id: str | None = None
+    resources: Resources = Field(default_factory=Resources)
 
 
 class PartitionResult(BaseModel):

@@ -14,6 +14,7 @@ from pydantic_settings import (
 )
 
 from parallels.naming import CONTROL_QUEUE
+from parallels.pods import ClusterConfig
 
 
 def config_file() -> Path:
@@ -57,6 +58,8 @@ class Settings(BaseSettings):
     task_queue: str = CONTROL_QUEUE
     #: Concurrent local partitions per worker (default: the number of cores).
     local_slots: int = Field(default_factory=_default_slots, ge=1)
+    #: Concurrent partitions (pods awaited) and image builds per Kubernetes cluster worker.
+    kube_slots: int = Field(default=200, ge=1)
     #: Upper bound on a node's `parallelism`.
     max_parallelism: int = Field(default=1000, ge=1)
     #: Seconds between heartbeats of a running partition.
@@ -66,6 +69,9 @@ class Settings(BaseSettings):
 
     #: Execution targets this deployment knows (comma separated); `local` is built in.
     clusters: str = "local"
+    #: Kubernetes clusters ([[kube_clusters]] tables in the config file, or JSON in
+    #: PARALLELS_KUBE_CLUSTERS); each is also a known execution target.
+    kube_clusters: list[ClusterConfig] = Field(default_factory=list)
 
     # --- REST API ---
     #: SQLAlchemy URL of the template store (default: SQLite under the state dir).
@@ -94,8 +100,11 @@ class Settings(BaseSettings):
 
     @property
     def cluster_names(self) -> list[str]:
-        names = [c.strip() for c in self.clusters.split(",") if c.strip()]
-        return names or ["local"]
+        names = [c.strip() for c in self.clusters.split(",") if c.strip()] or ["local"]
+        return names + [c.name for c in self.kube_clusters if c.name not in names]
+
+    def kube_cluster(self, name: str) -> ClusterConfig | None:
+        return next((c for c in self.kube_clusters if c.name == name), None)
 
     @property
     def store_url(self) -> str:

@@ -215,6 +215,7 @@ class NodeWorkflow:
                             env=env,
                             retries=node.retries,
                             adopt_run_id=inp.adopt_run_id if i == 0 else None,
+                            resources=node.resources,
                         ),
                         result_type=PartitionResult,
                         task_queue=queue,

@@ -14,6 +14,9 @@ PURE = [
     "parallels.pyenv",
     "parallels.naming",
     "parallels.models",
+    "parallels.images",
+    "parallels.pods",
+    "parallels.podstatus",
 ]
 
 
