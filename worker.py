@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 from mlflow.tracking import MlflowClient
 from temporalio.client import Client
@@ -68,26 +69,20 @@ def build_workers(
             )
         )
     for cluster in clusters:
-        if cluster != "local":
-            workers.append(_kube_worker(client, settings, queue, cluster, tracking, sources))
-            continue
-        partitions = LocalPartitions(
-            tracking=tracking,
-            tracking_uri=settings.mlflow_tracking_uri,
-            work_dir=settings.work_dir,
-            base_env=os.environ,  # the partition processes inherit the worker's environment
-            heartbeat_seconds=settings.heartbeat_seconds,
-            keep_workdirs=settings.keep_workdirs,
-        )
-        envs = Environments(settings.cache_dir, sources)
+        if cluster == "local":
+            activities = _local_activities(settings, tracking, sources)
+            # Environment builds share the slots with partitions: they may wait behind
+            # another node's partitions, but partitions never wait on them, so no deadlock.
+            slots = settings.local_slots
+        else:
+            activities = _kube_activities(settings, cluster, tracking, sources)
+            slots = settings.kube_slots  # awaiting a pod costs the worker little
         workers.append(
             Worker(
                 client,
                 task_queue=naming.cluster_queue(queue, cluster),
-                activities=[envs.prepare_environment, partitions.run_partition],
-                # Environment builds share the slots with partitions: they may wait behind
-                # another node's partitions, but partitions never wait on them, so no deadlock.
-                max_concurrent_activities=settings.local_slots,
+                activities=activities,
+                max_concurrent_activities=slots,
                 max_heartbeat_throttle_interval=timedelta(seconds=2),
                 default_heartbeat_throttle_interval=timedelta(seconds=2),
                 graceful_shutdown_timeout=timedelta(seconds=10),
@@ -96,36 +91,31 @@ def build_workers(
     return workers
 
 
-def _kube_worker(
-    client: Client,
-    settings: Settings,
-    queue: str,
-    cluster: str,
-    tracking: Tracking,
-    sources: GitSources,
-) -> Worker:
+def _local_activities(
+    settings: Settings, tracking: Tracking, sources: GitSources
+) -> list[Callable[..., Any]]:
+    partitions = LocalPartitions(
+        tracking=tracking,
+        tracking_uri=settings.mlflow_tracking_uri,
+        work_dir=settings.work_dir,
+        base_env=os.environ,  # the partition processes inherit the worker's environment
+        heartbeat_seconds=settings.heartbeat_seconds,
+        keep_workdirs=settings.keep_workdirs,
+    )
+    envs = Environments(settings.cache_dir, sources)
+    return [envs.prepare_environment, partitions.run_partition]
+
+
+def _kube_activities(
+    settings: Settings, cluster: str, tracking: Tracking, sources: GitSources
+) -> list[Callable[..., Any]]:
     config = settings.kube_cluster(cluster)
-    if config is None:
-        known = ", ".join(c.name for c in settings.kube_clusters) or "none"
-        raise ValueError(
-            f"cluster '{cluster}' is not configured (Kubernetes clusters configured: {known}); "
-            "add it to kube_clusters in the config file (docs/kubernetes.md)"
-        )
     kube = Kube(api_client(config), config)
     partitions = KubePartitions(
         kube=kube, tracking=tracking, heartbeat_seconds=settings.heartbeat_seconds
     )
     envs = KubeEnvironments(kube, sources)
-    return Worker(
-        client,
-        task_queue=naming.cluster_queue(queue, cluster),
-        activities=[envs.prepare_environment, partitions.run_partition],
-        # Awaiting a pod costs the worker little: many partitions per worker.
-        max_concurrent_activities=settings.kube_slots,
-        max_heartbeat_throttle_interval=timedelta(seconds=2),
-        default_heartbeat_throttle_interval=timedelta(seconds=2),
-        graceful_shutdown_timeout=timedelta(seconds=10),
-    )
+    return [envs.prepare_environment, partitions.run_partition]
 
 
 async def run(

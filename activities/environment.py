@@ -17,7 +17,7 @@ from temporalio import activity
 from activities.errors import translate_errors
 from activities.git_source import GitSources
 from parallels import pyenv
-from parallels.errors import EnvironmentError_, ProjectError
+from parallels.errors import EnvironmentError_
 from parallels.models import PreparedEnv, PrepareEnvInput
 from parallels.spec import EnvManager
 
@@ -48,14 +48,7 @@ class Environments:
         )
 
     async def ensure_virtualenv(self, project_dir: Path, env_file: str) -> Path:
-        text = (project_dir / env_file).read_text(encoding="utf-8")
-        spec = pyenv.parse_python_env(text)
-        files: dict[str, bytes] = {}
-        for name in spec.requirement_files():
-            req = (project_dir / name).resolve()
-            if project_dir.resolve() not in req.parents or not req.is_file():
-                raise ProjectError(f"python_env names requirements file '{name}', which is missing")
-            files[name] = req.read_bytes()
+        text, spec, files = pyenv.read_python_env(project_dir, env_file)
         base = self._base_python(spec.python)
         env_dir = self._envs / pyenv.env_hash(text, files, base)
         python = env_dir / "bin" / "python"

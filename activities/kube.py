@@ -71,17 +71,17 @@ class Kube:
         return self._delete(self._core.delete_namespaced_pod, name, "pod", grace_period_seconds=0)
 
     def pod_log(self, name: str, container: str, limit_bytes: int = 50_000_000) -> str:
-        try:
-            resp = self._core.read_namespaced_pod_log(
-                name, self.ns, container=container, limit_bytes=limit_bytes, _preload_content=False
-            )
-        except ApiException as e:
-            if e.status in (400, 404):  # no such pod, or the container never started
-                return ""
-            raise self._translate(e, "read the log of", "pod", name) from e
-        except urllib3.exceptions.HTTPError as e:
-            raise self._unreachable(e) from e
-        return bytes(cast(Any, resp).data).decode(errors="replace")
+        # 400: the container never started; 404: no such pod. Either way, no log.
+        resp = self._request(
+            self._core.read_namespaced_pod_log,
+            name,
+            self.ns,
+            container=container,
+            limit_bytes=limit_bytes,
+            action=("read the log of", "pod", name),
+            absent=(400, 404),
+        )
+        return "" if resp is None else bytes(resp.data).decode(errors="replace")
 
     def watch_namespace_pods(self, timeout_seconds: int) -> Iterator[tuple[str, dict[str, Any]]]:
         """(event type, pod) for Parallels' pods in the namespace until the watch times out."""
@@ -124,15 +124,13 @@ class Kube:
         )
 
     def job_pods(self, job: str) -> list[dict[str, Any]]:
-        try:
-            resp = self._core.list_namespaced_pod(
-                self.ns, label_selector=f"job-name={job}", _preload_content=False
-            )
-        except ApiException as e:
-            raise self._translate(e, "list", "pods of job", job) from e
-        except urllib3.exceptions.HTTPError as e:
-            raise self._unreachable(e) from e
-        items = json.loads(cast(Any, resp).data).get("items") or []
+        resp = self._request(
+            self._core.list_namespaced_pod,
+            self.ns,
+            label_selector=f"job-name={job}",
+            action=("list", "pods of job", job),
+        )
+        items = json.loads(resp.data).get("items") or []
         # Label selectors are a server feature some test servers lack; check it here too.
         return [
             p
@@ -146,38 +144,35 @@ class Kube:
     # --- plumbing ---
     def _create(self, fn: Any, manifest: dict[str, Any], kind: str) -> Literal["created", "exists"]:
         name = manifest["metadata"]["name"]
-        try:
-            fn(self.ns, manifest, _preload_content=False)
-        except ApiException as e:
-            if e.status == 409:
-                return "exists"  # a retried activity finds what its earlier attempt made
-            raise self._translate(e, "create", kind, name) from e
-        except urllib3.exceptions.HTTPError as e:
-            raise self._unreachable(e) from e
-        return "created"
+        # 409: a retried activity finds what its earlier attempt made.
+        resp = self._request(fn, self.ns, manifest, action=("create", kind, name), absent=(409,))
+        return "exists" if resp is None else "created"
 
     def _read(self, fn: Any, name: str, kind: str) -> dict[str, Any] | None:
-        try:
-            resp = fn(name, self.ns, _preload_content=False)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise self._translate(e, "read", kind, name) from e
-        except urllib3.exceptions.HTTPError as e:
-            raise self._unreachable(e) from e
-        result: dict[str, Any] = json.loads(resp.data)
-        return result
+        resp = self._request(fn, name, self.ns, action=("read", kind, name), absent=(404,))
+        return None if resp is None else cast(dict[str, Any], json.loads(resp.data))
 
     def _delete(self, fn: Any, name: str, kind: str, **kwargs: Any) -> bool:
+        action = ("delete", kind, name)
+        return self._request(fn, name, self.ns, action=action, absent=(404,), **kwargs) is not None
+
+    def _request(
+        self,
+        fn: Any,
+        *args: Any,
+        action: tuple[str, str, str],
+        absent: tuple[int, ...] = (),
+        **kwargs: Any,
+    ) -> Any:
+        """`fn`'s raw response, None for an `absent` status; other failures translated."""
         try:
-            fn(name, self.ns, _preload_content=False, **kwargs)
+            return fn(*args, _preload_content=False, **kwargs)
         except ApiException as e:
-            if e.status == 404:
-                return False
-            raise self._translate(e, "delete", kind, name) from e
+            if e.status in absent:
+                return None
+            raise self._translate(e, *action) from e
         except urllib3.exceptions.HTTPError as e:
             raise self._unreachable(e) from e
-        return True
 
     def _translate(self, e: ApiException, verb: str, kind: str, name: str) -> ParallelsError:
         reason = _reason(e)

@@ -17,7 +17,7 @@ from activities.git_source import GitSources
 from activities.kube import Kube
 from activities.registry import credentials, image_exists, split_ref
 from parallels import images, pyenv
-from parallels.errors import EnvironmentError_, ProjectError
+from parallels.errors import EnvironmentError_
 from parallels.models import PreparedEnv, PrepareEnvInput
 from parallels.pods import build_manifests, build_name
 
@@ -51,15 +51,8 @@ class KubeEnvironments:
         env: pyenv.PythonEnv | None = None
         files: dict[str, str] = {}
         if spec.python_env and not spec.docker_image:
-            text = (project_dir / spec.python_env).read_text(encoding="utf-8")
-            env = pyenv.parse_python_env(text)
-            for name in env.requirement_files():
-                req = (project_dir / name).resolve()
-                if project_dir.resolve() not in req.parents or not req.is_file():
-                    raise ProjectError(
-                        f"python_env names requirements file '{name}', which is missing"
-                    )
-                files[name] = req.read_text(encoding="utf-8")
+            text, env, raw = pyenv.read_python_env(project_dir, spec.python_env)
+            files = {name: data.decode("utf-8") for name, data in raw.items()}
         return images.recipe(
             spec,
             python_env_text=text,

@@ -33,19 +33,6 @@ from parallels.pods import (
 )
 from parallels.podstatus import PodState, classify
 
-#: Failures that no retry of the same pod fixes: the user must change something.
-SETUP_FAILURES = {
-    "Unschedulable",
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "ErrImageNeverPull",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "RunContainerError",
-    "SourceFetchFailed",
-}
-
 
 class KubePartitions:
     def __init__(
@@ -65,10 +52,6 @@ class KubePartitions:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=f"kube-{self._cluster.name}")
         self._watcher = PodWatcher(kube)
 
-    def close(self) -> None:
-        self._watcher.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
     async def _call(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
 
@@ -77,11 +60,7 @@ class KubePartitions:
     async def run_partition(self, inp: PartitionInput) -> PartitionResult:
         started = time.monotonic()
         info = activity.info()
-        run_id, failures, last_error = await asyncio.to_thread(self._runs.open, inp)
-        if failures > inp.retries:
-            message = last_error or f"partition {inp.index} failed"
-            await asyncio.to_thread(self._runs.close, run_id, "FAILED", 0.0, message)
-            raise PartitionFailed(message, final=True)
+        run_id = await asyncio.to_thread(self._runs.open_attempt, inp)
         if not inp.env.image:
             raise EnvironmentError_(
                 f"cluster '{self._cluster.name}' runs pods, but the node's environment was "
@@ -219,7 +198,7 @@ class KubePartitions:
     ) -> Exception:
         if state.message.startswith(RUNNER_RETRYABLE) or state.retryable:
             return TransientError(error + " (retrying)")
-        if state.message.startswith(RUNNER_FAILED) or state.reason in SETUP_FAILURES:
+        if state.message.startswith(RUNNER_FAILED) or state.setup:
             return EnvironmentError_(error)
         # The step's own failure (exit code, OOMKilled, deadline): counts against `retries`.
         failures = await asyncio.to_thread(self._runs.count_failure, run_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 from activities.kube import Kube
@@ -28,14 +29,12 @@ class PodWatcher:
         self._lock = threading.Lock()
         self._subscribers: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Queue[Any]]] = {}
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
 
     def subscribe(self, name: str) -> asyncio.Queue[tuple[str, dict[str, Any]]]:
         queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         with self._lock:
             self._subscribers[name] = (asyncio.get_running_loop(), queue)
             if self._thread is None or not self._thread.is_alive():
-                self._stop.clear()
                 self._thread = threading.Thread(
                     target=self._watch, name=f"pod-watch-{self._kube.ns}", daemon=True
                 )
@@ -46,23 +45,18 @@ class PodWatcher:
         with self._lock:
             self._subscribers.pop(name, None)
 
-    def close(self) -> None:
-        self._stop.set()
-
     def _watch(self) -> None:
-        while not self._stop.is_set():
+        while True:
             with self._lock:
                 if not self._subscribers:
                     self._thread = None
                     return  # started again by the next subscriber
             try:
                 for kind, pod in self._kube.watch_namespace_pods(WATCH_SECONDS):
-                    if self._stop.is_set():
-                        return
                     self._deliver(kind, pod)
             except ParallelsError as e:
                 log.warning("pod watch in %s interrupted: %s", self._kube.ns, e)
-                self._stop.wait(RETRY_SECONDS)
+                time.sleep(RETRY_SECONDS)
 
     def _deliver(self, kind: str, pod: dict[str, Any]) -> None:
         name = (pod.get("metadata") or {}).get("name", "")

@@ -54,13 +54,7 @@ class LocalPartitions:
         started = time.monotonic()
         info = activity.info()
         attempt = info.attempt
-        run_id, failures, last_error = await asyncio.to_thread(self._runs.open, inp)
-        if failures > inp.retries:
-            # The previous attempt timed out and used up the retries; Temporal retries timeouts
-            # itself, so this attempt only reports it.
-            message = last_error or f"partition {inp.index} failed"
-            await asyncio.to_thread(self._tracking.close, run_id, "FAILED", {}, message)
-            raise PartitionFailed(message, final=True)
+        run_id = await asyncio.to_thread(self._runs.open_attempt, inp)
         phase = ["fetching inputs"]
         beat = heartbeater()
         beating = asyncio.create_task(self._heartbeat(phase))
@@ -197,7 +191,7 @@ class LocalPartitions:
                 # fetching inputs) are what the user needs first.
                 with contextlib.suppress(Exception):
                     runner.upload(self._tracking.client, run_id, work, outputs=False)
-            self._tracking.close(run_id, status, {"duration_seconds": seconds}, error)
+            self._runs.close(run_id, status, seconds, error)
             if status == "FINISHED" and not self._keep:
                 shutil.rmtree(work.root, ignore_errors=True)
 

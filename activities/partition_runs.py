@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from activities.tracking import Tracking, source_tags
-from parallels.errors import ParallelsError, TransientError
+from parallels.errors import ParallelsError, PartitionFailed, TransientError
 from parallels.models import PartitionInput
 
 FAILURES_TAG = "parallels.failures"
@@ -46,6 +46,16 @@ class PartitionRuns:
             raise TransientError(f"MLflow: cannot open the partition run: {e}") from e
         return run_id, int(tags.get(FAILURES_TAG, "0")), tags.get("parallels.error")
 
+    def open_attempt(self, inp: PartitionInput) -> str:
+        """The partition's run for a new attempt; if earlier attempts used up the retries (the
+        last one timed out, which Temporal retries itself), close it and report that instead."""
+        run_id, failures, last_error = self.open(inp)
+        if failures > inp.retries:
+            message = last_error or f"partition {inp.index} failed"
+            self.close(run_id, "FAILED", None, message)
+            raise PartitionFailed(message, final=True)
+        return run_id
+
     def count_failure(self, run_id: str) -> int:
         """Failures of the step itself, kept on the run so worker crashes do not count."""
         client = self._tracking.client
@@ -61,5 +71,6 @@ class PartitionRuns:
             path.write_text(text, encoding="utf-8")
             self._tracking.client.log_artifact(run_id, str(path), "logs")
 
-    def close(self, run_id: str, status: str, seconds: float, error: str | None) -> None:
-        self._tracking.close(run_id, status, {"duration_seconds": seconds}, error)
+    def close(self, run_id: str, status: str, seconds: float | None, error: str | None) -> None:
+        metrics = {} if seconds is None else {"duration_seconds": seconds}
+        self._tracking.close(run_id, status, metrics, error)

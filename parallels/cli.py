@@ -221,13 +221,12 @@ def worker_cmd(
     clusters = cluster or ["local"]
     serve_control = control if control is not None else not cluster
     for name in clusters:
-        if name != "local" and settings.kube_cluster(name) is None:
-            known = ", ".join(c.name for c in settings.kube_clusters) or "none"
-            err.print(
-                f"[red]cluster '{escape(name)}' is not configured[/] (Kubernetes clusters: "
-                f"{escape(known)}); see docs/kubernetes.md"
-            )
-            raise typer.Exit(2)
+        if name != "local":
+            try:
+                settings.kube_cluster(name)
+            except ValueError as e:
+                err.print(f"[red]{escape(str(e))}[/]")
+                raise typer.Exit(2) from e
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -23,6 +23,9 @@ class PodState:
     exit_code: int | None = None
     #: Infrastructure, not the step: a retry on a new pod may well succeed.
     retryable: bool = False
+    #: The pod could not start (image, scheduling, source, config): no retry helps until the
+    #: user changes something.
+    setup: bool = False
 
 
 def classify(
@@ -49,10 +52,10 @@ def classify(
             message = f"cannot pull image {c.get('image', '')}: {waiting.get('message', '')}"
             # A registry hiccup heals on the kubelet's own retries; a wrong name does not.
             if why == "InvalidImageName" or pending_for >= image_pull_after:
-                return PodState("failed", why, message.strip())
+                return PodState("failed", why, message.strip(), setup=True)
             return PodState("pending", why, message.strip())
         if why in _BROKEN_CONFIG:
-            return PodState("failed", why, waiting.get("message", ""))
+            return PodState("failed", why, waiting.get("message", ""), setup=True)
     for c in status.get("initContainerStatuses") or []:
         done = (c.get("state") or {}).get("terminated") or {}
         if done and done.get("exitCode", 0) != 0:
@@ -62,6 +65,7 @@ def classify(
                 f"fetching the project source failed (exit {done.get('exitCode')}): "
                 f"{done.get('message', '')}".strip(),
                 exit_code=done.get("exitCode"),
+                setup=True,
             )
 
     if phase == "Succeeded":
@@ -99,6 +103,7 @@ def classify(
                 f"no node can run the pod after {int(pending_for)}s: "
                 f"{cond.get('message', '')} (check the node's resources: cpu, memory, gpu, "
                 "and the cluster's node selector and tolerations)",
+                setup=True,
             )
         return PodState("pending", "Unschedulable", cond.get("message", ""))
     return PodState("pending")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -39,6 +40,20 @@ def parse_python_env(text: str) -> PythonEnv:
         return PythonEnv.model_validate(doc)
     except (yaml.YAMLError, ValidationError) as e:
         raise ProjectError(f"invalid python_env file: {e}") from e
+
+
+def read_python_env(project_dir: Path, env_file: str) -> tuple[str, PythonEnv, dict[str, bytes]]:
+    """A project's python_env file (text and parsed) and the requirement files it names, which
+    must be files inside the project."""
+    text = (project_dir / env_file).read_text(encoding="utf-8")
+    spec = parse_python_env(text)
+    files: dict[str, bytes] = {}
+    for name in spec.requirement_files():
+        req = (project_dir / name).resolve()
+        if project_dir.resolve() not in req.parents or not req.is_file():
+            raise ProjectError(f"python_env names requirements file '{name}', which is missing")
+        files[name] = req.read_bytes()
+    return text, spec, files
 
 
 def choose_manager(project: ProjectSpec, requested: EnvManager) -> EnvManager:

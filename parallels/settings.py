@@ -103,8 +103,16 @@ class Settings(BaseSettings):
         names = [c.strip() for c in self.clusters.split(",") if c.strip()] or ["local"]
         return names + [c.name for c in self.kube_clusters if c.name not in names]
 
-    def kube_cluster(self, name: str) -> ClusterConfig | None:
-        return next((c for c in self.kube_clusters if c.name == name), None)
+    def kube_cluster(self, name: str) -> ClusterConfig:
+        """The configured Kubernetes cluster `name`; ValueError telling how to add it."""
+        found = next((c for c in self.kube_clusters if c.name == name), None)
+        if found is None:
+            known = ", ".join(c.name for c in self.kube_clusters) or "none"
+            raise ValueError(
+                f"cluster '{name}' is not configured (Kubernetes clusters configured: {known}); "
+                "add it to kube_clusters in the config file (docs/kubernetes.md)"
+            )
+        return found
 
     @property
     def store_url(self) -> str:

@@ -325,3 +325,15 @@ def test_image_refs_and_registry_credentials():
     assert credentials(secret, "other.example.com") == ("u", "p")
     assert credentials(secret, "third.example.com") is None
     assert credentials(None, "registry.example.com") is None
+
+
+def test_only_failures_to_start_are_marked_for_the_user_to_fix():
+    pull = status(
+        phase="Pending", containerStatuses=[{"state": {"waiting": {"reason": "ErrImagePull"}}}]
+    )
+    assert classify(pull, pending_for=200, image_pull_after=60).setup
+    source = status(phase="Pending", initContainerStatuses=[terminated(128)])
+    assert classify(source).setup
+    oom = status(phase="Failed", containerStatuses=[terminated(137, "OOMKilled")])
+    evicted = status(phase="Failed", reason="Evicted")
+    assert not classify(oom).setup and not classify(evicted).setup
