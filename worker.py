@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.cluster_workers import ClusterWorkers
 from activities.environment import Environments
 from activities.git_source import GitSources
 from activities.kube import Kube, api_client
@@ -52,6 +53,7 @@ def build_workers(
     if control:
         bookkeeping = TrackingActivities(tracking)
         planner = Planner(mlflow_client, settings.mlflow_tracking_uri)
+        cluster_workers = ClusterWorkers(settings.cluster_wait_seconds)
         workers.append(
             Worker(
                 client,
@@ -63,6 +65,7 @@ def build_workers(
                     bookkeeping.open_node_run,
                     bookkeeping.close_run,
                     planner.plan_partitions,
+                    cluster_workers.await_cluster_worker,
                 ],
                 max_heartbeat_throttle_interval=timedelta(seconds=2),
                 default_heartbeat_throttle_interval=timedelta(seconds=2),

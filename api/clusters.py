@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from parallels import naming
 from parallels.settings import Settings
+from parallels.temporal import pollers
 
 
 class Cluster(BaseModel):
@@ -17,15 +16,6 @@ class Cluster(BaseModel):
     task_queue: str
     workers: int
     polling: bool
-
-
-async def pollers(client: Client, namespace: str, queue: str, kind: TaskQueueType.ValueType) -> int:
-    resp = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind
-        )
-    )
-    return len({p.identity for p in resp.pollers})
 
 
 class Clusters(BaseModel):

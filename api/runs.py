@@ -101,7 +101,11 @@ class RunService:
             retries=body.retries,
             env_manager=body.env_manager,
         )
-        spec = load_spec(raw, max_parallelism=self._settings.max_parallelism)
+        spec = load_spec(
+            raw,
+            max_parallelism=self._settings.max_parallelism,
+            clusters=self._settings.cluster_names,
+        )
         created = body.mlflow_run_id is None
         mlflow_run_id = body.mlflow_run_id or await mlflow.create_run(
             spec.experiment_name,

@@ -196,3 +196,8 @@ class DagRunResult(BaseModel):
     experiment_id: str | None
     nodes: dict[str, NodeResult]
     error: str | None = None
+
+
+class AwaitWorkerInput(BaseModel):
+    cluster: str
+    task_queue: str

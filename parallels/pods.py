@@ -9,7 +9,7 @@ import hashlib
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from parallels.mlproject import EntryPointSpec
 from parallels.spec import Resources, Scalar
@@ -75,6 +75,18 @@ class ClusterConfig(BaseModel):
     poll_seconds: float = Field(default=10.0, gt=0)
     #: Registry over plain HTTP (a local test or lab registry).
     insecure_registry: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_job_template(cls, data: Any) -> Any:
+        # MLflow's backend users bring this key; say what replaces it instead of "extra field".
+        if isinstance(data, dict) and "kube-job-template-path" in data:
+            raise ValueError(
+                "kube-job-template-path is not used: Parallels generates one pod per partition; "
+                "set what the template held with resources on the node and service_account, "
+                "node_selector, tolerations, image_pull_secrets and mlflow_secret on the cluster"
+            )
+        return data
 
 
 class PodRequest(BaseModel):

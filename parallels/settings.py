@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     max_parallelism: int = Field(default=1000, ge=1)
     #: Seconds between heartbeats of a running partition.
     heartbeat_seconds: float = Field(default=5.0, gt=0)
+    #: How long a node waits for a worker to poll its cluster's task queue before it fails.
+    cluster_wait_seconds: float = Field(default=120.0, ge=0)
     #: Keep partition work directories after success (they are always kept after a failure).
     keep_workdirs: bool = False
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -46,3 +48,18 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
             ", ".join(SEARCH_ATTRIBUTES),
             e.message,
         )
+
+
+async def pollers(
+    client: Client,
+    namespace: str,
+    queue: str,
+    kind: TaskQueueType.ValueType = TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+) -> int:
+    """How many workers polled `queue` lately (Temporal remembers a poller for a few minutes)."""
+    resp = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind
+        )
+    )
+    return len({p.identity for p in resp.pollers})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,8 +65,16 @@ def parse_document(data: str | bytes) -> Any:
         raise SpecInvalid([Problem("", "document nested too deeply")]) from e
 
 
-def load_spec(data: Any, *, max_parallelism: int = DEFAULT_MAX_PARALLELISM) -> DagSpec:
-    """Parse (text) and fully validate a DAG spec; raises SpecInvalid listing every problem."""
+def load_spec(
+    data: Any,
+    *,
+    max_parallelism: int = DEFAULT_MAX_PARALLELISM,
+    clusters: Collection[str] | None = None,
+) -> DagSpec:
+    """Parse (text) and fully validate a DAG spec; raises SpecInvalid listing every problem.
+
+    `clusters`: the execution targets a deployment knows; None skips that check (offline).
+    """
     doc = parse_document(data) if isinstance(data, str | bytes) else data
     if not isinstance(doc, Mapping):
         raise SpecInvalid([Problem("", "a DAG spec must be a mapping with 'name' and 'nodes'")])
@@ -79,9 +87,24 @@ def load_spec(data: Any, *, max_parallelism: int = DEFAULT_MAX_PARALLELISM) -> D
         ]
         raise SpecInvalid(problems) from None
     problems = check_graph(spec, max_parallelism=max_parallelism)
+    if clusters is not None:
+        problems.extend(check_clusters(spec, clusters))
     if problems:
         raise SpecInvalid(problems)
     return spec
+
+
+def check_clusters(spec: DagSpec, clusters: Collection[str]) -> list[Problem]:
+    known = dict.fromkeys(clusters)
+    return [
+        Problem(
+            f"nodes[{i}].cluster",
+            f"unknown cluster '{node.cluster}'{_suggest(node.cluster, known)}; "
+            f"this deployment runs on: {', '.join(clusters)}",
+        )
+        for i, node in enumerate(spec.nodes)
+        if node.cluster not in known
+    ]
 
 
 def _clean_msg(msg: str) -> str:

@@ -21,6 +21,7 @@ def test_histories_are_recorded():
         "replay-failfast.json",
         "replay-cancelled.json",
         "replay-reuse.json",
+        "replay-workercheck.json",  # nodes that check their cluster has a worker
     } <= kinds
     assert any("__" in p.name for p in HISTORIES)  # node workflows too
 

@@ -22,6 +22,7 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from parallels import naming
     from parallels.models import (
+        AwaitWorkerInput,
         CloseRunInput,
         MlflowStatus,
         NodeResult,
@@ -119,15 +120,7 @@ class NodeWorkflow:
         )
         try:
             env, planned = await asyncio.gather(
-                workflow.execute_activity(
-                    "prepare_environment",
-                    PrepareEnvInput(project=inp.project, env_manager=node.env_manager),
-                    result_type=PreparedEnv,
-                    task_queue=queue,
-                    start_to_close_timeout=timedelta(hours=1),
-                    heartbeat_timeout=HEARTBEAT,
-                    retry_policy=RetryPolicy(maximum_attempts=3),
-                ),
+                self._prepare(inp, queue),
                 bookkeeping(
                     "plan_partitions",
                     PlanInput(
@@ -177,6 +170,29 @@ class NodeWorkflow:
         result.partition_states = list(self._states)
         await self._close(opened.run_id, "FINISHED", result, None)
         return result
+
+    async def _prepare(self, inp: NodeRunInput, queue: str) -> PreparedEnv:
+        node = inp.node
+        # An activity on a queue nobody polls waits forever: fail with a message instead.
+        if workflow.patched("await-cluster-worker"):
+            await bookkeeping(
+                "await_cluster_worker",
+                AwaitWorkerInput(cluster=node.cluster, task_queue=queue),
+                int,
+                heartbeat=HEARTBEAT,
+                timeout=timedelta(hours=1),
+                retry=RetryPolicy(maximum_attempts=3),
+            )
+        env: PreparedEnv = await workflow.execute_activity(
+            "prepare_environment",
+            PrepareEnvInput(project=inp.project, env_manager=node.env_manager),
+            result_type=PreparedEnv,
+            task_queue=queue,
+            start_to_close_timeout=timedelta(hours=1),
+            heartbeat_timeout=HEARTBEAT,
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )
+        return env
 
     async def _run_partitions(
         self,

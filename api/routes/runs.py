@@ -39,7 +39,10 @@ def endpoints(ctx: Context) -> list[Endpoint]:
         if b.experiment:
             raw["experiment"] = b.experiment
         # Refuse a bad spec or unknown parameter here (422), before anything starts.
-        apply_overrides(load_spec(raw, max_parallelism=settings.max_parallelism), b.parameters)
+        spec = load_spec(
+            raw, max_parallelism=settings.max_parallelism, clusters=settings.cluster_names
+        )
+        apply_overrides(spec, b.parameters)
         run = await (await ctx.runs()).start(
             raw,
             parameters=b.parameters,

@@ -24,9 +24,11 @@ def endpoints(ctx: Context) -> list[Endpoint]:
         b = await ctx.body(request, ScheduleBody)
         t = await asyncio.to_thread(ctx.templates.get, b.template, b.version)
         # A schedule that could never start a run is refused now, not at 3 a.m.
-        apply_overrides(
-            load_spec(t.spec, max_parallelism=ctx.settings.max_parallelism), b.parameters
+        settings = ctx.settings
+        spec = load_spec(
+            t.spec, max_parallelism=settings.max_parallelism, clusters=settings.cluster_names
         )
+        apply_overrides(spec, b.parameters)
         out = await (await ctx.schedules()).create(
             b, dict(t.spec), t.version, ctx.user(request).name
         )

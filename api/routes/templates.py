@@ -23,15 +23,16 @@ PAGING = (
 def endpoints(ctx: Context) -> list[Endpoint]:
     store = ctx.templates
     max_par = ctx.settings.max_parallelism
+    clusters = ctx.settings.cluster_names
 
     async def validate_template(request: Request) -> Response:
         b = await ctx.body(request, TemplateBody)
-        spec = load_spec(b.spec, max_parallelism=max_par)
+        spec = load_spec(b.spec, max_parallelism=max_par, clusters=clusters)
         return JSONResponse(json_of(Validated(valid=True, name=spec.name, nodes=len(spec.nodes))))
 
     async def create_template(request: Request) -> Response:
         b = await ctx.body(request, TemplateBody)
-        spec = load_spec(b.spec, max_parallelism=max_par)
+        spec = load_spec(b.spec, max_parallelism=max_par, clusters=clusters)
         t = await asyncio.to_thread(store.create, spec.name, b.spec, ctx.user(request).name)
         return JSONResponse(t.model_dump(mode="json"), 201)
 
@@ -55,7 +56,7 @@ def endpoints(ctx: Context) -> list[Endpoint]:
     async def update_template(request: Request) -> Response:
         name = request.path_params["name"]
         b = await ctx.body(request, TemplateBody)
-        spec = load_spec(b.spec, max_parallelism=max_par)
+        spec = load_spec(b.spec, max_parallelism=max_par, clusters=clusters)
         if spec.name != name:
             raise ApiError(422, "name_mismatch", f"spec name '{spec.name}' differs from '{name}'")
         t = await asyncio.to_thread(store.update, name, b.spec, ctx.user(request).name)

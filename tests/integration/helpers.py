@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from pathlib import Path
@@ -170,3 +171,22 @@ def spec_for(repo, name="tpl", n=3):
             ),
         ],
     }
+
+
+async def wait_for(check, timeout=60.0, every=0.5):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = await check()
+        if found:
+            return found
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(every)
+
+
+async def wait_run(api, run_id, timeout=120.0):
+    async def ended():
+        r = (await api.get(f"/api/v1/runs/{run_id}", headers=ALICE)).json()
+        return r if r["status"] != "running" else None
+
+    return await wait_for(ended, timeout)

@@ -8,9 +8,10 @@ import json
 import httpx
 import pytest
 
+import worker as worker_mod
 from api.app import create_app
 from api.store import TemplateStore
-from tests.integration.helpers import ALICE, api_for, node, spec_for, steps_repo
+from tests.integration.helpers import ALICE, api_for, node, spec_for, steps_repo, wait_run
 
 
 async def test_auth_is_required_except_for_health_and_openapi(api):
@@ -318,3 +319,31 @@ async def test_clusters_report_whether_a_worker_polls(client, settings, worker, 
         "workers": 0,
         "polling": False,
     }
+
+
+async def test_unknown_cluster_is_refused_and_an_unserved_one_fails_with_the_fix(
+    client, settings, tmp_path
+):
+    s = settings.model_copy(update={"cluster_wait_seconds": 3})
+    repo = steps_repo(tmp_path)
+    spec = {"name": "far", "nodes": [node("a", repo, "emit", cluster="gpu-onprem")]}
+    async with (
+        worker_mod.running(worker_mod.build_workers(client, s)),
+        api_for(client, s, tmp_path, clusters="local,gpu-onprem") as http,
+    ):
+        typo = {"name": "far", "nodes": [{**spec["nodes"][0], "cluster": "gpu-onprim"}]}
+        for path in ("/api/v1/runs", "/api/v1/templates/validate"):
+            r = await http.post(path, json={"spec": typo}, headers=ALICE)
+            assert r.status_code == 422, r.text
+            [problem] = r.json()["problems"]
+            assert problem["path"] == "nodes[0].cluster"
+            assert "did you mean 'gpu-onprem'" in problem["message"]
+
+        # Known, but no worker serves it: the run says so instead of waiting forever.
+        r = await http.post("/api/v1/runs", json={"spec": spec}, headers=ALICE)
+        assert r.status_code == 201, r.text
+        run = await wait_run(http, r.json()["id"], timeout=60)
+    assert run["status"] == "failed", run
+    error = run["progress"]["error"]
+    assert "no worker serves cluster 'gpu-onprem'" in error, error
+    assert "parallels worker --cluster gpu-onprem" in error

@@ -2,30 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from mlflow.tracking import MlflowClient
 
-from tests.integration.helpers import ALICE, spec_for, steps_repo
-
-
-async def wait_for(check, timeout=60.0, every=0.5):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        found = await check()
-        if found:
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(every)
-
-
-async def wait_run(api, run_id, timeout=120.0):
-    async def ended():
-        r = (await api.get(f"/api/v1/runs/{run_id}", headers=ALICE)).json()
-        return r if r["status"] != "running" else None
-
-    return await wait_for(ended, timeout)
+from tests.integration.helpers import ALICE, spec_for, steps_repo, wait_for, wait_run
 
 
 async def test_schedule_lifecycle_and_a_triggered_run(api, tmp_path):

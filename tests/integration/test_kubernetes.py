@@ -31,7 +31,16 @@ from parallels import naming
 from parallels.pods import ClusterConfig
 from parallels.settings import Settings
 from parallels.watch import start_dag
-from tests.integration.helpers import by_kind, node, run_dag, runs_of, steps_repo
+from tests.integration.helpers import (
+    ALICE,
+    api_for,
+    by_kind,
+    node,
+    run_dag,
+    runs_of,
+    steps_repo,
+    wait_run,
+)
 from tests.kube_fakes import NS, Behaviour, FakeApiServer, FakeKubelet, FakeRegistry, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,6 +225,26 @@ async def test_evicted_pod_is_retried_without_counting_against_retries(
     parts = by_kind(runs_of(settings, wid), "partition")
     assert len(parts) == 1 and parts[0].info.status == "FINISHED"
     assert "parallels.failures" not in parts[0].data.tags
+
+
+async def test_single_project_run_on_a_cluster_logs_into_the_run_it_returns(
+    client, settings, tmp_path, k1
+):
+    """The `mlflow run --backend parallels` path: one project, one pod, the caller's MLflow run."""
+    repo = steps_repo(tmp_path)
+    body = {"uri": str(repo), "entry_point": "emit", "parameters": {"n": 3}, "cluster": "k1"}
+    async with api_for(client, settings, tmp_path, kube_clusters=[k1.config]) as http:
+        r = await http.post("/api/v1/project-runs", json=body, headers=ALICE)
+        assert r.status_code == 201, r.text
+        run = await wait_run(http, r.json()["id"])
+    assert run["status"] == "succeeded", run
+    mlflow_run = MlflowClient(settings.mlflow_tracking_uri).get_run(run["project_run_id"])
+    assert mlflow_run.info.status == "FINISHED" and mlflow_run.data.params["n"] == "3"
+    [pod] = k1.created_pods()
+    assert pod["metadata"]["labels"]["parallels.io/node"] == "emit"  # the entry point
+    assert k1.step_pods() == []
+    outputs = MlflowClient(settings.mlflow_tracking_uri).list_artifacts(mlflow_run.info.run_id)
+    assert {f.path for f in outputs} >= {"output", "logs"}
 
 
 async def test_failed_image_build_shows_the_build_log(client, settings, tmp_path):

@@ -136,6 +136,15 @@ def test_cluster_config_accepts_mlflow_kubernetes_backend_keys():
         ClusterConfig.model_validate(
             {"name": "x", "registry": "r.example.com", "tracking_uri": "t", "kube-job-tmpl": 1}
         )
+    with pytest.raises(ValueError, match=r"generates one pod per partition.*node_selector"):
+        ClusterConfig.model_validate(
+            {
+                "name": "x",
+                "repository-uri": "r.example.com",
+                "tracking_uri": "t",
+                "kube-job-template-path": "job.yaml",
+            }
+        )
 
 
 def recipe(**kw: object) -> images.ImageRecipe:

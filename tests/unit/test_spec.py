@@ -259,3 +259,14 @@ def test_numbers_and_flags_are_strict():
             load_spec(doc)
     with pytest.raises(SpecInvalid, match="fail_fast"):
         load_spec({**base, "fail_fast": "yes"})
+
+
+def test_unknown_cluster_is_refused_only_where_the_clusters_are_known():
+    doc = {"name": "d", "nodes": [node("a"), node("b", cluster="gpu-onpram")]}
+    assert load_spec(doc).nodes[1].cluster == "gpu-onpram"  # offline: no list to check against
+    with pytest.raises(SpecInvalid) as e:
+        load_spec(doc, clusters=["local", "gpu-onprem"])
+    [problem] = e.value.problems
+    assert problem.path == "nodes[1].cluster"
+    assert "unknown cluster 'gpu-onpram' (did you mean 'gpu-onprem'?)" in problem.message
+    assert "runs on: local, gpu-onprem" in problem.message
