@@ -27,7 +27,7 @@ from activities.kube_partition import KubePartitions
 from activities.partition import LocalPartitions
 from activities.planning import Planner
 from activities.tracking import Tracking, TrackingActivities
-from parallels import naming
+from parallels import health, naming
 from parallels.settings import Settings
 from parallels.temporal import connect, ensure_search_attributes
 from workflows import WORKFLOWS
@@ -67,8 +67,11 @@ def build_workers(
                     planner.plan_partitions,
                     cluster_workers.await_cluster_worker,
                 ],
+                max_concurrent_workflow_tasks=settings.worker_max_workflow_tasks,
+                max_concurrent_activities=settings.worker_max_control_activities,
                 max_heartbeat_throttle_interval=timedelta(seconds=2),
                 default_heartbeat_throttle_interval=timedelta(seconds=2),
+                graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
             )
         )
     for cluster in clusters:
@@ -88,7 +91,7 @@ def build_workers(
                 max_concurrent_activities=slots,
                 max_heartbeat_throttle_interval=timedelta(seconds=2),
                 default_heartbeat_throttle_interval=timedelta(seconds=2),
-                graceful_shutdown_timeout=timedelta(seconds=10),
+                graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
             )
         )
     return workers
@@ -128,22 +131,36 @@ async def run(
     clusters: Sequence[str] = ("local",),
     control: bool = True,
 ) -> None:
-    client = await connect(settings.temporal_address, settings.temporal_namespace)
+    client = await connect(settings)
     if control:
         await ensure_search_attributes(client, settings.temporal_namespace)
     workers = build_workers(client, settings, clusters=clusters, control=control)
     log.info("worker polling %s", ", ".join(w.task_queue for w in workers))
     stop = stop or asyncio.Event()
-    async with running(workers):
-        await stop.wait()
+    async with (
+        running(workers) as tasks,
+        health.serving(settings.worker_health_host, settings.worker_health_port, tasks),
+    ):
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        if stopping not in done:
+            # A worker that died (lost its Temporal connection for good, say) must take the
+            # process with it, so the supervisor restarts it instead of it idling half-served.
+            stopping.cancel()
+            failed = next(t for t in tasks if t in done)
+            cause = failed.exception() if not failed.cancelled() else None
+            raise RuntimeError(f"a worker stopped unexpectedly: {cause or 'cancelled'}")
+        log.info(
+            "stopping: in-flight activities get %gs to finish", settings.worker_shutdown_seconds
+        )
 
 
 @contextlib.asynccontextmanager
-async def running(workers: Sequence[Worker]) -> AsyncIterator[None]:
+async def running(workers: Sequence[Worker]) -> AsyncIterator[list[asyncio.Task[None]]]:
     """Run several workers at once; leaving shuts them all down gracefully."""
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
-        yield
+        yield tasks
     finally:
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         await asyncio.gather(*tasks, return_exceptions=True)

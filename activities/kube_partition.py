@@ -117,6 +117,12 @@ class KubePartitions:
             error = f"partition {inp.index}: {_describe(state, budget)}"
             raise await self._failure(inp, run_id, state, error)
         except asyncio.CancelledError:
+            details = activity.cancellation_details()
+            if details is not None and details.worker_shutdown:
+                # Drained, not cancelled (Temporal retries the attempt at once elsewhere): the
+                # pod keeps running, the next attempt awaits it by name, the MLflow run stays open.
+                status = "RUNNING"
+                raise
             status, error = "KILLED", "cancelled"
             # Cancelling the run must not leave its pod running.
             await asyncio.shield(self._delete_quietly(name))
@@ -125,12 +131,13 @@ class KubePartitions:
             error = error or str(e)
             raise
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(
-                    asyncio.to_thread(
-                        self._runs.close, run_id, status, time.monotonic() - started, error
+            if status != "RUNNING":
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(
+                        asyncio.to_thread(
+                            self._runs.close, run_id, status, time.monotonic() - started, error
+                        )
                     )
-                )
 
     async def _ensure_pod(self, name: str, manifest: dict[str, Any]) -> None:
         for _ in range(120):

@@ -52,7 +52,7 @@ def create_app(
     async def connect() -> Client:
         from parallels.temporal import connect as connect_temporal
 
-        return await connect_temporal(settings.temporal_address, settings.temporal_namespace)
+        return await connect_temporal(settings)
 
     ctx = Context(settings, store or TemplateStore(settings.store_url), temporal or connect)
     endpoints = [

@@ -152,7 +152,7 @@ async def _embedded(
         await asyncio.to_thread(servers.__enter__)
     try:
         effective = settings.model_copy(update={"mlflow_tracking_uri": servers.mlflow.uri})
-        client = await connect(effective.temporal_address, effective.temporal_namespace)
+        client = await connect(effective)
         await ensure_search_attributes(client, effective.temporal_namespace)
         async with worker.running(worker.build_workers(client, effective)):
             if not api:
@@ -238,6 +238,34 @@ def worker_cmd(
     _run(main())
 
 
+@app.command("codec-server")
+def codec_server_cmd(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Serve /encode and /decode with the configured codec keys, for the Temporal web console
+    (Settings > Codec Server) and `temporal workflow show --codec-endpoint`."""
+    _setup_logging(verbose)
+    import uvicorn
+
+    from parallels import codec_server
+    from parallels.temporal import data_converter
+
+    settings = Settings()
+    try:
+        codec = data_converter(settings).payload_codec
+    except ParallelsError as e:
+        err.print(f"[red]{escape(str(e))}[/]")
+        raise typer.Exit(2) from e
+    if codec is None:
+        err.print("[red]no codec keys: set PARALLELS_CODEC_KEYS or PARALLELS_CODEC_KEYS_FILE[/]")
+        raise typer.Exit(2)
+    origins = [o.strip() for o in settings.codec_cors_origins.split(",") if o.strip()]
+    uvicorn.run(
+        codec_server.app(codec, origins),
+        host=settings.codec_host,
+        port=settings.codec_port,
+        log_level="info",
+    )
+
+
 @app.command("api")
 def api_cmd(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Serve the REST API against the configured Temporal and template store."""
@@ -284,7 +312,7 @@ def demo(
             )
             from parallels.temporal import connect
 
-            client = await connect(s.temporal_address, s.temporal_namespace)
+            client = await connect(s)
             handle = await w.start_dag(
                 client, doc, task_queue=s.task_queue, parameters={"images": images}
             )

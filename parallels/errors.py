@@ -55,3 +55,7 @@ class PartitionFailed(ParallelsError):
         self.exit_code = exit_code
         self.retryable = not final
         super().__init__(message)
+
+
+class ConfigError(ParallelsError):
+    """Settings that cannot work together, or a file they name that cannot be read."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -56,6 +56,26 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = "http://127.0.0.1:5000"
     mlflow_port: int = 5000
     task_queue: str = CONTROL_QUEUE
+    #: TLS to the Temporal frontend (implied by any setting below but the codec's).
+    temporal_tls: bool = False
+    #: CA that signed the Temporal server's certificate (default: the system's roots).
+    temporal_tls_ca_file: Path | None = None
+    #: Client certificate and key for mutual TLS (both or neither).
+    temporal_tls_cert_file: Path | None = None
+    temporal_tls_key_file: Path | None = None
+    #: Name to verify the server's certificate against, when it differs from the address.
+    temporal_tls_server_name: str | None = None
+    #: API key (Temporal Cloud); sent as a bearer token over TLS.
+    temporal_api_key: SecretStr | None = None
+    #: Payload encryption: base64 AES-256 keys, comma separated, the first one encrypts
+    #: (docs/deployment.md). Every client and worker of a namespace needs the same keys.
+    codec_keys: SecretStr | None = None
+    #: The same as a file (one key per line), e.g. a mounted Kubernetes secret.
+    codec_keys_file: Path | None = None
+    #: `parallels codec-server`: where it listens, and the web console origins it answers.
+    codec_host: str = "127.0.0.1"
+    codec_port: int = Field(default=8081, ge=1, le=65535)
+    codec_cors_origins: str = "http://localhost:8233,http://127.0.0.1:8233"
     #: Concurrent local partitions per worker (default: the number of cores).
     local_slots: int = Field(default_factory=_default_slots, ge=1)
     #: Concurrent partitions (pods awaited) and image builds per Kubernetes cluster worker.
@@ -68,6 +88,17 @@ class Settings(BaseSettings):
     cluster_wait_seconds: float = Field(default=120.0, ge=0)
     #: Keep partition work directories after success (they are always kept after a failure).
     keep_workdirs: bool = False
+    #: Workflow tasks (DAG and node workflows) a control worker runs at once.
+    worker_max_workflow_tasks: int = Field(default=100, ge=1)
+    #: Bookkeeping activities (MLflow runs, planning) a control worker runs at once.
+    worker_max_control_activities: int = Field(default=100, ge=1)
+    #: On SIGTERM, how long running activities get to finish before the worker leaves them to
+    #: Temporal (which hands them to another worker after their heartbeat timeout).
+    worker_shutdown_seconds: float = Field(default=30.0, ge=0)
+    #: Serve GET /healthz on this port (Kubernetes probes); none: no health endpoint.
+    worker_health_port: int | None = Field(default=None, ge=1, le=65535)
+    #: Address of that endpoint ("0.0.0.0" in a pod, where the kubelet probes it).
+    worker_health_host: str = "127.0.0.1"
 
     #: Execution targets this deployment knows (comma separated); `local` is built in.
     clusters: str = "local"

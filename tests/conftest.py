@@ -64,7 +64,7 @@ def base_settings(servers: EmbeddedServers, tmp_path_factory: pytest.TempPathFac
 async def client(base_settings: Settings):  # type: ignore[no-untyped-def]
     from parallels.temporal import connect
 
-    return await connect(base_settings.temporal_address)
+    return await connect(base_settings)
 
 
 @pytest.fixture

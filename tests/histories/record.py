@@ -73,7 +73,7 @@ async def main() -> None:
             mlflow_tracking_uri=servers.mlflow.uri,
             task_queue="parallels",
         )
-        client = await connect(settings.temporal_address)
+        client = await connect(settings)
         scenarios = {
             "fanout": {
                 "name": "fanout",

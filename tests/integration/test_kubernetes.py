@@ -303,6 +303,7 @@ def _start_cluster_worker(settings: Settings, cluster: ClusterConfig, log: Path)
         "PARALLELS_TASK_QUEUE": settings.task_queue,
         "PARALLELS_STATE_DIR": str(settings.state_dir),
         "PARALLELS_HEARTBEAT_SECONDS": "1",
+        "PARALLELS_WORKER_SHUTDOWN_SECONDS": "1",
         "PARALLELS_KUBE_CLUSTERS": json.dumps([cluster.model_dump(mode="json")]),
     }
     return subprocess.Popen(
@@ -314,9 +315,12 @@ def _start_cluster_worker(settings: Settings, cluster: ClusterConfig, log: Path)
     )
 
 
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "drained"])
 async def test_restarted_worker_awaits_the_running_pod_instead_of_starting_another(
-    client, settings, tmp_path
+    client, settings, tmp_path, stop
 ):
+    """SIGKILL: the attempt times out on its heartbeat. SIGTERM (a drained worker, a rolling
+    update): the worker leaves the pod running and Temporal retries the attempt at once."""
     repo = steps_repo(tmp_path)
     release = threading.Event()
     with ExitStack() as stack:
@@ -333,8 +337,8 @@ async def test_restarted_worker_awaits_the_running_pod_instead_of_starting_anoth
             spec = {"name": "reattach", "nodes": [kube_node("s", repo, "emit")]}
             handle = await start_dag(client, spec, task_queue=settings.task_queue)
             await asyncio.to_thread(wait_for, lambda: len(cluster.step_pods()) == 1, 60)
-            first.send_signal(signal.SIGKILL)
-            first.wait()
+            first.send_signal(stop)
+            assert first.wait(30) == (0 if stop == signal.SIGTERM else -signal.SIGKILL)
             second = _start_cluster_worker(settings, cluster.config, log)
             try:
                 node_wf = client.get_workflow_handle(naming.node_workflow_id(handle.id, "s"))
@@ -347,7 +351,6 @@ async def test_restarted_worker_awaits_the_running_pod_instead_of_starting_anoth
         assert result.status == "succeeded", log.read_text()
         # One pod ever: the second worker's create met 409 and it awaited that pod.
         # (the kubelet plays every new pod: a recreated one would show as a second mode)
-        assert len(cluster.kubelet.modes) == 1
         assert len(cluster.kubelet.modes) == 1
         parts = by_kind(runs_of(settings, handle.id), "partition")
         assert len(parts) == 1 and parts[0].info.status == "FINISHED"
