@@ -61,7 +61,7 @@ def test_bad_tls_settings_say_what_to_fix(tmp_path):
     (tmp_path / "client.pem").write_text("x")
     with pytest.raises(ConfigError, match="both temporal_tls_cert_file and temporal_tls_key_file"):
         connect_options(settings(temporal_tls_cert_file=tmp_path / "client.pem"))
-    with pytest.raises(ConfigError, match="temporal_tls_ca_file: cannot read .*missing.pem"):
+    with pytest.raises(ConfigError, match=r"temporal_tls_ca_file: cannot read .*missing\.pem"):
         connect_options(settings(temporal_tls_ca_file=tmp_path / "missing.pem"))
 
 
