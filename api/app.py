@@ -49,9 +49,13 @@ def create_app(
         parse_tokens(settings.api_tokens, settings.api_tokens_file), open_mode=settings.api_open
     )
 
-    async def connect() -> Client:
-        from parallels.temporal import connect as connect_temporal
+    from parallels.temporal import connect as connect_temporal
+    from parallels.temporal import connect_options
 
+    if temporal is None:
+        connect_options(settings)  # bad TLS or codec settings stop the start, not a request
+
+    async def connect() -> Client:
         return await connect_temporal(settings)
 
     ctx = Context(settings, store or TemplateStore(settings.store_url), temporal or connect)

@@ -108,3 +108,12 @@ async def test_rotation_decrypts_with_old_keys_and_refuses_unknown_or_tampered()
         await rotated.decode([tampered])
     # Payloads written before the codec was turned on still read.
     assert await rotated.decode(plain) == plain
+
+
+def test_the_api_refuses_to_start_with_broken_temporal_settings(tmp_path):
+    from api.app import create_app
+    from api.store import TemplateStore
+
+    s = settings(api_tokens="t:u", temporal_tls_ca_file=tmp_path / "missing.pem")
+    with pytest.raises(ConfigError, match="temporal_tls_ca_file"):
+        create_app(s, store=TemplateStore(f"sqlite:///{tmp_path / 'store.db'}"))
