@@ -13,12 +13,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.mlflow_runs import MlflowRuns
 from api.models import ProjectRunBody
+from api.specs import load_for
 from parallels.errors import ParallelsError
 from parallels.models import DagProgress, DagRunInput, DagRunResult, NodeResult
 from parallels.projects import single_project_spec
 from parallels.settings import Settings
 from parallels.spec import Scalar
-from parallels.validation import load_spec
 from parallels.watch import start_run
 
 _STATUS = {
@@ -101,11 +101,7 @@ class RunService:
             retries=body.retries,
             env_manager=body.env_manager,
         )
-        spec = load_spec(
-            raw,
-            max_parallelism=self._settings.max_parallelism,
-            clusters=self._settings.cluster_names,
-        )
+        spec = load_for(self._settings, raw)
         created = body.mlflow_run_id is None
         mlflow_run_id = body.mlflow_run_id or await mlflow.create_run(
             spec.experiment_name,

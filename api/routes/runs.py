@@ -15,7 +15,8 @@ from api.errors import ApiError
 from api.models import Cancelled, Error, ProjectRunBody, RunBody
 from api.openapi import Endpoint, Query
 from api.runs import STATUSES, Run
-from parallels.validation import apply_overrides, load_spec
+from api.specs import load_for
+from parallels.validation import apply_overrides
 
 
 class RunList(BaseModel):
@@ -39,9 +40,7 @@ def endpoints(ctx: Context) -> list[Endpoint]:
         if b.experiment:
             raw["experiment"] = b.experiment
         # Refuse a bad spec or unknown parameter here (422), before anything starts.
-        spec = load_spec(
-            raw, max_parallelism=settings.max_parallelism, clusters=settings.cluster_names
-        )
+        spec = load_for(settings, raw)
         apply_overrides(spec, b.parameters)
         run = await (await ctx.runs()).start(
             raw,

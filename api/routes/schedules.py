@@ -12,7 +12,8 @@ from api.context import Context, json_of
 from api.models import Error, StrictBody
 from api.openapi import Endpoint, Query
 from api.schedules import ScheduleBody, ScheduleList, ScheduleOut
-from parallels.validation import apply_overrides, load_spec
+from api.specs import load_for
+from parallels.validation import apply_overrides
 
 
 class PauseBody(StrictBody):
@@ -24,10 +25,7 @@ def endpoints(ctx: Context) -> list[Endpoint]:
         b = await ctx.body(request, ScheduleBody)
         t = await asyncio.to_thread(ctx.templates.get, b.template, b.version)
         # A schedule that could never start a run is refused now, not at 3 a.m.
-        settings = ctx.settings
-        spec = load_spec(
-            t.spec, max_parallelism=settings.max_parallelism, clusters=settings.cluster_names
-        )
+        spec = load_for(ctx.settings, t.spec)
         apply_overrides(spec, b.parameters)
         out = await (await ctx.schedules()).create(
             b, dict(t.spec), t.version, ctx.user(request).name

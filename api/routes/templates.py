@@ -11,8 +11,8 @@ from api.context import Context, json_of
 from api.errors import ApiError
 from api.models import Error, TemplateBody, TemplatePage, TemplateVersions, Validated
 from api.openapi import Endpoint, Query
+from api.specs import load_for
 from api.store import Template
-from parallels.validation import load_spec
 
 PAGING = (
     Query("offset", {"type": "integer", "minimum": 0, "maximum": 10**9}),
@@ -22,17 +22,15 @@ PAGING = (
 
 def endpoints(ctx: Context) -> list[Endpoint]:
     store = ctx.templates
-    max_par = ctx.settings.max_parallelism
-    clusters = ctx.settings.cluster_names
 
     async def validate_template(request: Request) -> Response:
         b = await ctx.body(request, TemplateBody)
-        spec = load_spec(b.spec, max_parallelism=max_par, clusters=clusters)
+        spec = load_for(ctx.settings, b.spec)
         return JSONResponse(json_of(Validated(valid=True, name=spec.name, nodes=len(spec.nodes))))
 
     async def create_template(request: Request) -> Response:
         b = await ctx.body(request, TemplateBody)
-        spec = load_spec(b.spec, max_parallelism=max_par, clusters=clusters)
+        spec = load_for(ctx.settings, b.spec)
         t = await asyncio.to_thread(store.create, spec.name, b.spec, ctx.user(request).name)
         return JSONResponse(t.model_dump(mode="json"), 201)
 
@@ -56,7 +54,7 @@ def endpoints(ctx: Context) -> list[Endpoint]:
     async def update_template(request: Request) -> Response:
         name = request.path_params["name"]
         b = await ctx.body(request, TemplateBody)
-        spec = load_spec(b.spec, max_parallelism=max_par, clusters=clusters)
+        spec = load_for(ctx.settings, b.spec)
         if spec.name != name:
             raise ApiError(422, "name_mismatch", f"spec name '{spec.name}' differs from '{name}'")
         t = await asyncio.to_thread(store.update, name, b.spec, ctx.user(request).name)

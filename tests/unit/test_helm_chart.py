@@ -101,21 +101,17 @@ def test_rendered_settings_exist_and_parse():
     """A misspelt PARALLELS_* variable would be ignored silently: every one must be a setting."""
     fields = {f"PARALLELS_{n.upper()}" for n in Settings.model_fields}
     extra = {"PARALLELS_HEALTH_URL"}  # read by the image's HEALTHCHECK, not by Settings
-    for doc in by_kind(render(multi()), "Deployment"):
+    deployments = by_kind(render(multi()), "Deployment")
+    for doc in deployments:
         env = env_of(doc)
         unknown = {k for k in env if k.startswith("PARALLELS_")} - fields - extra
         assert not unknown, (doc["metadata"]["name"], unknown)
-    control = next(
-        d
-        for d in by_kind(render(multi()), "Deployment")
-        if d["metadata"]["name"].endswith("control")
-    )
-    env = {k: v for k, v in env_of(control).items() if isinstance(v, str)}
+    control = next(d for d in deployments if d["metadata"]["name"].endswith("control"))
     s = Settings.model_validate(
         {
             k.removeprefix("PARALLELS_").lower(): v
-            for k, v in env.items()
-            if k.startswith("PARALLELS_") and k != "PARALLELS_HEALTH_URL"
+            for k, v in env_of(control).items()
+            if isinstance(v, str) and k.startswith("PARALLELS_") and k not in extra
         }
     )
     assert s.cluster_names == ["local", "cpu", "gpu-onprem"]
