@@ -137,16 +137,20 @@ async def _embedded(
 ) -> AsyncIterator[Settings]:
     """Temporal dev server + MLflow server + a worker, all under settings.state_dir."""
     import worker
-    from parallels.stack import EmbeddedServers
+    from parallels.stack import EmbeddedServers, plugin_app
     from parallels.temporal import connect, ensure_search_attributes
 
     port = int(settings.temporal_address.rsplit(":", 1)[1])
+    # With the API up and the UI plugin installed, MLflow gets the Parallels tab.
+    app = plugin_app() if api else None
     servers = EmbeddedServers(
         settings.state_dir,
         temporal_port=port,
         ui_port=settings.temporal_ui_port,
         mlflow_port=settings.mlflow_port,
         ui=ui,
+        mlflow_app=app,
+        api_url=f"http://{settings.api_host}:{settings.api_port}" if app else None,
     )
     with console.status("starting Temporal dev server and MLflow server..."):
         await asyncio.to_thread(servers.__enter__)
@@ -178,10 +182,14 @@ def up(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> Non
     _setup_logging(verbose)
     settings = Settings()
 
+    from parallels.stack import plugin_app
+
     async def main() -> None:
         async with _embedded(settings, api=True) as s:
             console.print(f"Temporal  {s.temporal_address}  console: {s.temporal_ui_url}")
             console.print(f"MLflow    {s.mlflow_tracking_uri}")
+            if plugin_app():
+                console.print(f"Parallels {s.mlflow_tracking_uri}/parallels/  (tab in MLflow's UI)")
             console.print(f"API       http://{s.api_host}:{s.api_port}/api/v1")
             console.print(f"state     {s.state_dir}")
             console.print("worker    polling 'parallels' and 'parallels-local'; Ctrl-C stops")

@@ -6,6 +6,7 @@ API returns them as they are. Nothing here is large: file lists travel by artifa
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -178,6 +179,11 @@ class NodeProgress(BaseModel):
     node_run_id: str | None = None
     partitions: list[RunStatus] = Field(default_factory=list)
     error: str | None = None
+    #: The nodes this one waits for, so a client can draw the graph from progress alone.
+    upstream: list[str] = Field(default_factory=list)
+    #: Workflow time (deterministic) the node started and ended in this run; None if reused.
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
 
 
 class DagProgress(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.metadata
 import logging
 import os
 import shutil
@@ -61,6 +62,9 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
 
 # Kills a whole process group when its parent (our CLI) dies: PR_SET_PDEATHSIG reaches only a
 # direct child, and `mlflow server` runs uvicorn as a grandchild.
+#: The MLflow app name the UI plugin registers (entry point group `mlflow.app`).
+PLUGIN_APP = "parallels"
+
 _WATCHDOG = """
 import os, signal, sys, time
 group, parent = int(sys.argv[1]), int(sys.argv[2])
@@ -173,9 +177,19 @@ class TemporalDevServer:
             self._p.stop()
 
 
+def plugin_app() -> str | None:
+    """`parallels` when the MLflow UI plugin (mlflow-parallels-plugin) is installed here."""
+    found = importlib.metadata.entry_points(group="mlflow.app", name=PLUGIN_APP)
+    return PLUGIN_APP if found else None
+
+
 class MlflowServer:
-    def __init__(self, state_dir: Path, port: int) -> None:
+    def __init__(
+        self, state_dir: Path, port: int, *, app_name: str | None = None, api_url: str | None = None
+    ) -> None:
         self.state_dir, self.port = state_dir, port
+        # With the plugin, the server also serves the Parallels tab, which calls the API here.
+        self.app_name, self.api_url = app_name, api_url
         self._p: _Process | None = None
 
     @property
@@ -194,6 +208,10 @@ class MlflowServer:
             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
             "--default-artifact-root", str(root / "mlflow-artifacts"),
         ]  # fmt: skip
+        if self.app_name:
+            cmd += ["--app-name", self.app_name]
+        if self.api_url:
+            env["PARALLELS_API_URL"] = self.api_url
         self._p = _Process("mlflow server", cmd, root / "mlflow.log", env)
         _wait(self._healthy, self._p, timeout)
 
@@ -219,9 +237,13 @@ class EmbeddedServers:
         ui_port: int,
         mlflow_port: int,
         ui: bool = True,
+        mlflow_app: str | None = None,
+        api_url: str | None = None,
     ) -> None:
         self.temporal = TemporalDevServer(state_dir / "temporal", temporal_port, ui_port, ui=ui)
-        self.mlflow = MlflowServer(state_dir / "mlflow", mlflow_port)
+        self.mlflow = MlflowServer(
+            state_dir / "mlflow", mlflow_port, app_name=mlflow_app, api_url=api_url
+        )
 
     def __enter__(self) -> EmbeddedServers:
         busy = [p for p in (self.temporal.port, self.mlflow.port) if port_open(p)]

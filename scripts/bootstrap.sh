@@ -11,4 +11,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 target="."
 if [ -n "${1:-}" ]; then target=".[$1]"; fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$target"
+# The MLflow UI plugin is its own distribution (it goes into an MLflow server's environment);
+# installed beside the engine, `parallels up` serves MLflow with the Parallels tab.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$target" -e ./ui_plugin

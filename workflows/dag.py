@@ -75,7 +75,9 @@ class DagRunWorkflow:
         spec = self._validate(inp)
         self._adopt_run_id = inp.adopt_run_id
         self._progress = DagProgress(
-            dag=spec.name, status="running", nodes={n.id: NodeProgress() for n in spec.nodes}
+            dag=spec.name,
+            status="running",
+            nodes={n.id: NodeProgress(upstream=n.upstream()) for n in spec.nodes},
         )
         workflow.upsert_search_attributes([DAG_ATTR.value_set(spec.name)])
         info = workflow.info()
@@ -220,6 +222,7 @@ class DagRunWorkflow:
                 if not stopping:
                     for n in scheduling.ready_nodes(deps, states):
                         nodes[n].state = "running"
+                        nodes[n].started_at = workflow.now()
                         running[n] = asyncio.create_task(
                             self._run_node(spec, n, key, opened, projects[n], results)
                         )
@@ -233,6 +236,7 @@ class DagRunWorkflow:
                     res = task.result()
                     results[n] = res
                     nodes[n].state = res.status
+                    nodes[n].ended_at = workflow.now()
                     nodes[n].error = res.error
                     nodes[n].node_run_id = res.node_run_id or nodes[n].node_run_id
                     # A progress signal sent just before the child ended may arrive after this
@@ -254,6 +258,7 @@ class DagRunWorkflow:
             done = await asyncio.gather(*running.values(), return_exceptions=True)
             for n, outcome in zip(list(running), done, strict=True):
                 nodes[n].state = outcome.status if isinstance(outcome, NodeResult) else "cancelled"
+                nodes[n].ended_at = workflow.now()
             raise
 
     async def _run_node(

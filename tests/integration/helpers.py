@@ -140,9 +140,7 @@ def by_kind(runs: list[Any], kind: str) -> list[Any]:
 ALICE = {"Authorization": "Bearer alice-token"}
 
 
-@contextlib.asynccontextmanager
-async def api_for(client, settings, tmp_path, **updates):
-    """The app on a fresh store, talking to the session's Temporal, through an ASGI client."""
+def _app(client, settings, tmp_path, **updates):
     tokens = "alice-token:alice,root-token:root:admin"
     s = settings.model_copy(update={"api_tokens": tokens, **updates})
 
@@ -150,7 +148,38 @@ async def api_for(client, settings, tmp_path, **updates):
         return client
 
     store = TemplateStore(f"sqlite:///{tmp_path / f'store-{uuid.uuid4().hex[:6]}.db'}")
-    app = create_app(s, store=store, temporal=temporal)
+    return create_app(s, store=store, temporal=temporal)
+
+
+@contextlib.asynccontextmanager
+async def served_api(client, settings, tmp_path, **updates):
+    """The app on a real port (for other processes), in this event loop; yields its base URL."""
+    import uvicorn
+
+    from parallels.stack import free_port
+
+    port = free_port()
+    config = uvicorn.Config(
+        _app(client, settings, tmp_path, **updates), host="127.0.0.1", port=port,
+        log_level="warning", lifespan="on",
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
+async def api_for(client, settings, tmp_path, **updates):
+    """The app on a fresh store, talking to the session's Temporal, through an ASGI client."""
+    app = _app(client, settings, tmp_path, **updates)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
         yield http

@@ -34,3 +34,10 @@ def test_pure_modules_import_neither_temporal_nor_kubernetes(module):
 @pytest.mark.parametrize("module", ["workflows", "workflows.dag", "workflows.node"])
 def test_workflows_import_no_io_libraries(module):
     assert not imported_by(module) & {"kubernetes", "mlflow", "git", "httpx", "requests"}
+
+
+def test_ui_plugin_imports_nothing_of_the_engine():
+    # It is installed into an MLflow server's environment, without the engine.
+    modules = {"mlflow_parallels_plugin.app", "mlflow_parallels_plugin.backend"}
+    found = set().union(*(imported_by(m) for m in modules))
+    assert not found & {"parallels", "api", "workflows", "activities", "worker", "temporalio"}
