@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass, field
@@ -32,14 +33,12 @@ from parallels.pods import ClusterConfig
 from parallels.settings import Settings
 from parallels.watch import start_dag
 from tests.integration.helpers import (
-    ALICE,
-    api_for,
     by_kind,
     node,
     run_dag,
     runs_of,
+    served_api,
     steps_repo,
-    wait_run,
 )
 from tests.kube_fakes import NS, Behaviour, FakeApiServer, FakeKubelet, FakeRegistry, wait_for
 
@@ -230,20 +229,26 @@ async def test_evicted_pod_is_retried_without_counting_against_retries(
 async def test_single_project_run_on_a_cluster_logs_into_the_run_it_returns(
     client, settings, tmp_path, k1
 ):
-    """The `mlflow run --backend parallels` path: one project, one pod, the caller's MLflow run."""
+    """`mlflow run --backend parallels` with `cluster: k1`: one pod, the caller's MLflow run."""
+    from mlflow_parallels_plugin.backend import ParallelsBackend
+
     repo = steps_repo(tmp_path)
-    body = {"uri": str(repo), "entry_point": "emit", "parameters": {"n": 3}, "cluster": "k1"}
-    async with api_for(client, settings, tmp_path, kube_clusters=[k1.config]) as http:
-        r = await http.post("/api/v1/project-runs", json=body, headers=ALICE)
-        assert r.status_code == 201, r.text
-        run = await wait_run(http, r.json()["id"])
-    assert run["status"] == "succeeded", run
-    mlflow_run = MlflowClient(settings.mlflow_tracking_uri).get_run(run["project_run_id"])
+    tracking = MlflowClient(settings.mlflow_tracking_uri)
+    exp = tracking.create_experiment(f"kube-backend-{uuid.uuid4().hex[:6]}")
+    async with served_api(client, settings, tmp_path, kube_clusters=[k1.config]) as url:
+        config = {"api_url": url, "token": "alice-token", "cluster": "k1", "wait": True}
+        submitted = await asyncio.to_thread(
+            ParallelsBackend().run, str(repo), "emit", {"n": 3}, None, config,
+            settings.mlflow_tracking_uri, exp,
+        )  # fmt: skip
+        assert await asyncio.to_thread(submitted.get_status) == "FINISHED"
+    mlflow_run = tracking.get_run(submitted.run_id)
+    assert mlflow_run.info.experiment_id == exp
     assert mlflow_run.info.status == "FINISHED" and mlflow_run.data.params["n"] == "3"
     [pod] = k1.created_pods()
     assert pod["metadata"]["labels"]["parallels.io/node"] == "emit"  # the entry point
     assert k1.step_pods() == []
-    outputs = MlflowClient(settings.mlflow_tracking_uri).list_artifacts(mlflow_run.info.run_id)
+    outputs = tracking.list_artifacts(mlflow_run.info.run_id)
     assert {f.path for f in outputs} >= {"output", "logs"}
 
 

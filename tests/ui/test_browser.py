@@ -8,6 +8,7 @@ saved, and a run started from the UI is followed on its live graph until it succ
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -205,3 +206,36 @@ def test_run_started_from_the_ui_is_followed_to_succeeded(page, stack: Stack):
     # And the run is listed, filterable by its template and status.
     page.goto(stack.mlflow + f"/parallels/#/runs?template={DAG}&status=succeeded")
     page.wait_for_selector(f"tr[data-run='{run_id}']")
+
+
+def test_cancel_and_retry_from_the_run_page(page, stack: Stack, repo, tmp_path):
+    http = api(stack)
+    spec = {
+        "name": "ui-sleepy",
+        "nodes": [{"id": "nap", "project": {"uri": str(repo)}, "entry_point": "sleep",
+                   "parameters": {"seconds": 300, "pids": str(tmp_path)}}],
+    }  # fmt: skip
+    assert http.post("/templates", json={"spec": spec}).status_code == 201
+    run_id = http.post("/runs", json={"template": "ui-sleepy"}).json()["id"]
+    page.goto(stack.mlflow + f"/parallels/#/runs/{run_id}")
+    page.wait_for_selector(".node[data-node='nap'][data-state='running']", timeout=60_000)
+    pid_file = tmp_path / "0.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    pid = int(pid_file.read_text())
+
+    page.click("#cancel-run")
+    page.wait_for_selector(".run-head .badge[data-status='cancelled']", timeout=60_000)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not Path(f"/proc/{pid}").exists(), "the step process outlived the cancel"
+
+    page.click("#retry-run")
+    page.wait_for_url(lambda url: "#/runs/" in url and run_id not in url.split("#/runs/")[1])
+    retry_id = page.url.split("#/runs/")[1]
+    page.wait_for_selector(f"a:text-is('retry of {run_id}')")
+    assert http.get(f"/runs/{retry_id}").json()["retry_of"] == run_id
+    assert http.post(f"/runs/{retry_id}/cancel").status_code == 202
+    page.wait_for_selector(".run-head .badge[data-status='cancelled']", timeout=60_000)
