@@ -38,7 +38,9 @@ def _browser_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API runs an event loop on this thread while it is open, which
+# would break the asyncio tests that run after this module.
+@pytest.fixture(scope="module")
 def chromium():  # type: ignore[no-untyped-def]
     missing = _browser_missing()
     if missing:
@@ -70,7 +72,7 @@ def _ready(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """`parallels up` as a user starts it, with the plugin installed and a token required."""
     state = tmp_path_factory.mktemp("ui-stack")
