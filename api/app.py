@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -95,7 +96,7 @@ def create_app(
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AuthMiddleware)],
+        middleware=[*_cors(settings), Middleware(AuthMiddleware)],
         # Typed handlers run inside Starlette's ExceptionMiddleware (a plain response); only a
         # truly unexpected error reaches the Exception handler, which logs it and answers 500.
         exception_handlers={
@@ -108,3 +109,19 @@ def create_app(
     )
     app.state.openapi = schema
     return app
+
+
+def _cors(settings: Settings) -> list[Middleware]:
+    # Before auth, so a browser's preflight (which carries no token) gets its answer.
+    origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            max_age=600,
+        )
+    ]

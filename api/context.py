@@ -59,13 +59,23 @@ class Context:
             raise ApiError(
                 413, "too_large", f"request body over {self.settings.api_max_body_bytes} bytes"
             )
-        json.loads(raw or b"null")  # not JSON at all: 400, before any field is looked at
+        try:
+            json.loads(raw or b"null")  # not JSON at all: 400, before any field is looked at
+        except RecursionError:
+            raise ApiError(400, "bad_json", "request body nested too deeply") from None
         return model.model_validate_json(raw or b"null")
 
     @staticmethod
     def user(request: Request) -> User:
         found: User = request.state.user
         return found
+
+    @staticmethod
+    def viewer(request: Request) -> str | None:
+        """Whose templates and runs the caller may see: their own, or everyone's (None) for an
+        admin (and for everyone in open mode)."""
+        user: User = request.state.user
+        return None if user.admin else user.name
 
     @staticmethod
     def integer(request: Request, name: str, default: Any, lo: int, hi: int) -> Any:

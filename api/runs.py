@@ -20,6 +20,7 @@ from parallels.projects import single_project_spec
 from parallels.settings import Settings
 from parallels.spec import Scalar
 from parallels.watch import start_run
+from workflows.dag import OWNER_ATTR
 
 _STATUS = {
     WorkflowExecutionStatus.RUNNING: "running",
@@ -132,9 +133,9 @@ class RunService:
         handle = await start_run(self._client, inp, task_queue=self._settings.task_queue, memo=memo)
         return await self.get(handle.id, with_progress=False)
 
-    async def retry(self, run_id: str, owner: str) -> Run:
+    async def retry(self, run_id: str, owner: str, *, viewer: str | None = None) -> Run:
         """A new run of the same spec, parameters and commits, reusing nodes that succeeded."""
-        original = await self.get(run_id, with_progress=False)
+        original = await self.get(run_id, with_progress=False, viewer=viewer)
         if original.status in ("running", "succeeded"):
             raise RetryRefused(
                 f"run '{run_id}' {original.status}: only ended, unsuccessful runs retry"
@@ -167,8 +168,12 @@ class RunService:
         )
         return await self._start(retried, retry_of=run_id)
 
-    async def list(self, dag: str | None, status: str | None, limit: int) -> list[Run]:
+    async def list(
+        self, dag: str | None, status: str | None, limit: int, *, owner: str | None = None
+    ) -> list[Run]:
         clauses = ["WorkflowType = 'DagRunWorkflow'"]
+        if owner is not None:
+            clauses.append(f"{OWNER_ATTR.name} = '{_quote(owner)}'")
         if dag:
             clauses.append(f"ParallelsDag = '{_quote(dag)}'")
         if status:
@@ -179,12 +184,17 @@ class RunService:
             runs.append(self._run(wf.id, wf, memo))
         return runs
 
-    async def get(self, run_id: str, *, with_progress: bool = True) -> Run:
+    async def get(
+        self, run_id: str, *, with_progress: bool = True, viewer: str | None = None
+    ) -> Run:
         handle = self._client.get_workflow_handle(run_id)
         desc = await handle.describe()
         if desc.workflow_type != "DagRunWorkflow":
             raise RPCError(f"workflow '{run_id}' is not a DAG run", RPCStatusCode.NOT_FOUND, b"")
         run = self._run(run_id, desc, await desc.memo())
+        if viewer is not None and run.owner != viewer:
+            # Someone else's run is as good as missing: its id tells nothing.
+            raise RPCError(f"workflow '{run_id}' not found", RPCStatusCode.NOT_FOUND, b"")
         if with_progress:
             run.progress = await self.progress(handle)
             if run.progress is not None:
@@ -202,8 +212,9 @@ class RunService:
         except RPCError:
             return None  # no worker to answer right now: the rest of the run is still shown
 
-    async def cancel(self, run_id: str) -> None:
-        await self.get(run_id, with_progress=False)  # 404 for unknown or non-DAG workflows
+    async def cancel(self, run_id: str, *, viewer: str | None = None) -> None:
+        # 404 for unknown or non-DAG workflows, and for someone else's
+        await self.get(run_id, with_progress=False, viewer=viewer)
         await self._client.get_workflow_handle(run_id).cancel()
 
     def _run(self, run_id: str, wf: Any, memo: Mapping[str, Any]) -> Run:

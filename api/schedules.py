@@ -30,7 +30,7 @@ from parallels.errors import ParallelsError
 from parallels.models import DagRunInput
 from parallels.settings import Settings
 from parallels.spec import ID_PATTERN, parse_duration
-from workflows.dag import DAG_ATTR
+from workflows.dag import DAG_ATTR, OWNER_ATTR
 
 MIN_INTERVAL = 10.0  # seconds: anything faster is a load test, not a schedule
 
@@ -110,6 +110,10 @@ class ScheduleService:
             owner=owner,
         )
         attrs = TypedSearchAttributes([SearchAttributePair(DAG_ATTR, name)])
+        # The runs a schedule starts belong to whoever made the schedule.
+        run_attrs = TypedSearchAttributes(
+            [SearchAttributePair(DAG_ATTR, name), SearchAttributePair(OWNER_ATTR, owner)]
+        )
         action = ScheduleActionStartWorkflow(
             "DagRunWorkflow",
             inp,
@@ -117,7 +121,7 @@ class ScheduleService:
             id=body.id,
             task_queue=self._settings.task_queue,
             memo={"owner": owner, "template_version": version, "schedule": body.id},
-            typed_search_attributes=attrs,
+            typed_search_attributes=run_attrs,
         )
         spec_ = (
             ScheduleSpec(cron_expressions=body.cron)

@@ -92,13 +92,17 @@ class TemplateStore:
             raise Conflict(f"template '{name}' already exists: update it to add a version")
         return self._insert(name, 1, spec, owner)
 
-    def update(self, name: str, spec: dict[str, Any], owner: str | None) -> Template:
+    def update(
+        self, name: str, spec: dict[str, Any], owner: str | None, *, viewer: str | None = None
+    ) -> Template:
+        self._check_visible(name, viewer)
         latest = self._latest_version(name)
         if latest is None:
             raise NotFound(f"template '{name}' not found")
         return self._insert(name, latest + 1, spec, owner)
 
-    def get(self, name: str, version: int | None = None) -> Template:
+    def get(self, name: str, version: int | None = None, *, viewer: str | None = None) -> Template:
+        self._check_visible(name, viewer)
         q = sa.select(templates).where(templates.c.name == name)
         q = (
             q.where(templates.c.version == version)
@@ -112,7 +116,8 @@ class TemplateStore:
             raise NotFound(f"{what} not found")
         return _row(row)
 
-    def versions(self, name: str) -> list[Template]:
+    def versions(self, name: str, *, viewer: str | None = None) -> list[Template]:
+        self._check_visible(name, viewer)
         q = sa.select(templates).where(templates.c.name == name).order_by(templates.c.version)
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
@@ -120,13 +125,14 @@ class TemplateStore:
             raise NotFound(f"template '{name}' not found")
         return [_row(r) for r in rows]
 
-    def list(self, offset: int = 0, limit: int = 50) -> tuple[list[Template], int]:
-        """The latest version of each template, by name."""
-        latest = (
-            sa.select(templates.c.name, sa.func.max(templates.c.version).label("v"))
-            .group_by(templates.c.name)
-            .subquery()
-        )
+    def list(
+        self, offset: int = 0, limit: int = 50, *, viewer: str | None = None
+    ) -> tuple[list[Template], int]:
+        """The latest version of each template (of `viewer`'s, when given), by name."""
+        names = sa.select(templates.c.name, sa.func.max(templates.c.version).label("v"))
+        if viewer is not None:
+            names = names.where(templates.c.name.in_(_owned_by(viewer)))
+        latest = names.group_by(templates.c.name).subquery()
         q = (
             sa.select(templates)
             .join(latest, (templates.c.name == latest.c.name) & (templates.c.version == latest.c.v))
@@ -140,12 +146,24 @@ class TemplateStore:
             total = int(conn.execute(count).scalar_one())
         return [_row(r) for r in rows], total
 
-    def delete(self, name: str) -> int:
+    def delete(self, name: str, *, viewer: str | None = None) -> int:
+        self._check_visible(name, viewer)
         with self.engine.begin() as conn:
             n = conn.execute(sa.delete(templates).where(templates.c.name == name)).rowcount
         if not n:
             raise NotFound(f"template '{name}' not found")
         return int(n)
+
+    def _check_visible(self, name: str, viewer: str | None) -> None:
+        """A template belongs to whoever saved its version 1; others (not admins, whose viewer is
+        None) are told it does not exist, so names of other users' templates do not leak."""
+        if viewer is None:
+            return
+        q = sa.select(sa.literal(1)).where(templates.c.name.in_(_owned_by(viewer)),
+                                           templates.c.name == name)  # fmt: skip
+        with self.engine.connect() as conn:
+            if conn.execute(q).first() is None:
+                raise NotFound(f"template '{name}' not found")
 
     def _latest_version(self, name: str) -> int | None:
         q = sa.select(sa.func.max(templates.c.version)).where(templates.c.name == name)
@@ -174,3 +192,7 @@ class TemplateStore:
         return Template(
             name=name, version=version, spec=spec, owner=owner, created_at=now, digest=digest
         )
+
+
+def _owned_by(user: str) -> sa.Select[tuple[str]]:
+    return sa.select(templates.c.name).where(templates.c.version == 1, templates.c.owner == user)

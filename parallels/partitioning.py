@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,10 +79,16 @@ def balance(files: Sequence[FileEntry], units: Sequence[Sequence[int]], n: int) 
     (ties by lowest index). Every file lands in exactly one bin; bins are sorted by path.
     """
 
+    # Plain lists, read once: this runs over 100,000s of files and attribute access adds up.
+    sizes = [f.size for f in files]
+    keys = [(f.root, f.path) for f in files]
+
     def unit_key(u: Sequence[int]) -> tuple[int, int, str]:
-        size = sum(files[i].size for i in u)
-        first = min((files[i].root, files[i].path) for i in u)
-        return (-size, first[0], first[1])
+        if len(u) == 1:
+            root, path = keys[u[0]]
+            return (-sizes[u[0]], root, path)
+        root, path = min(keys[i] for i in u)
+        return (-sum(sizes[i] for i in u), root, path)
 
     ordered = sorted(units, key=unit_key)
     heap = [(0, b) for b in range(n)]
@@ -91,9 +96,10 @@ def balance(files: Sequence[FileEntry], units: Sequence[Sequence[int]], n: int) 
     for u in ordered:
         load, b = heapq.heappop(heap)
         bins[b].extend(u)
-        heapq.heappush(heap, (load + sum(max(files[i].size, 1) for i in u), b))
+        weight = max(sizes[u[0]], 1) if len(u) == 1 else sum(max(sizes[i], 1) for i in u)
+        heapq.heappush(heap, (load + weight, b))
     for members in bins:
-        members.sort(key=lambda i: (files[i].root, files[i].path))
+        members.sort(key=keys.__getitem__)
     return bins
 
 
@@ -123,7 +129,9 @@ def plan(listings: Sequence[InputListing], parallelism: int) -> Manifest:
 
 
 def manifest_bytes(manifest: Manifest) -> bytes:
-    return json.dumps(manifest.model_dump(mode="json"), separators=(",", ":")).encode()
+    # pydantic-core's serializer: the same compact JSON as json.dumps(..., separators=(",", ":")),
+    # several times faster on large manifests.
+    return manifest.model_dump_json().encode()
 
 
 def digest(data: bytes) -> str:

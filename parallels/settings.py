@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     api_token: str | None = None
     #: Largest request body the API accepts.
     api_max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    #: Browser origins allowed to call the API cross-origin (comma separated); none by default.
+    #: The MLflow tab needs none: it calls the API through its own server.
+    api_cors_origins: str = ""
 
     @property
     def cache_dir(self) -> Path:

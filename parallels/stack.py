@@ -161,6 +161,7 @@ class TemporalDevServer:
             "--ui-port", str(self.ui_port), "--ui-disable-news-fetch", "--log-level", "warn",
             "--search-attribute", "ParallelsDag=Keyword",
             "--search-attribute", "MlflowRunId=Keyword",
+            "--search-attribute", "ParallelsOwner=Keyword",
         ]  # fmt: skip
         if not self.ui:
             cmd.append("--headless")

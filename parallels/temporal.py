@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 SEARCH_ATTRIBUTES = {
     "ParallelsDag": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
     "MlflowRunId": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "ParallelsOwner": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
 }
 
 

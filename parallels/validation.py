@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from parallels.errors import SpecInvalid
 from parallels.spec import DagSpec, NodeSpec, Scalar
@@ -54,6 +54,8 @@ def parse_document(data: str | bytes) -> Any:
             return json.loads(data)
         except json.JSONDecodeError as e:
             raise SpecInvalid([Problem("", f"invalid JSON at line {e.lineno}: {e.msg}")]) from e
+        except RecursionError as e:
+            raise SpecInvalid([Problem("", "document nested too deeply")]) from e
     try:
         return yaml.safe_load(data)
     except yaml.YAMLError as e:
@@ -82,7 +84,7 @@ def load_spec(
         spec = DagSpec.model_validate(doc)
     except ValidationError as e:
         problems = [
-            Problem(_fmt_loc(err["loc"]), _clean_msg(err["msg"]))
+            Problem(_fmt_loc(err["loc"]), _error_message(err))
             for err in e.errors(include_url=False)
         ]
         raise SpecInvalid(problems) from None
@@ -109,6 +111,30 @@ def check_clusters(spec: DagSpec, clusters: Collection[str]) -> list[Problem]:
 
 def _clean_msg(msg: str) -> str:
     return msg.removeprefix("Value error, ")
+
+
+def _fields_at(loc: tuple[int | str, ...]) -> dict[str, None]:
+    """The field names the model at `loc` (a pydantic error location) accepts."""
+    from parallels import spec as models
+
+    where = tuple(p for p in loc if isinstance(p, str))
+    by_place: dict[tuple[str, ...], type[BaseModel]] = {
+        (): models.DagSpec,
+        ("nodes",): models.NodeSpec,
+        ("nodes", "project"): models.ProjectRef,
+        ("nodes", "inputs"): models.NodeInput,
+        ("nodes", "inputs", "source"): models.InputSource,
+        ("nodes", "resources"): models.Resources,
+    }
+    model = by_place.get(where)
+    return dict.fromkeys(model.model_fields) if model else {}
+
+
+def _error_message(err: Any) -> str:
+    if err["type"] == "extra_forbidden" and err["loc"] and isinstance(err["loc"][-1], str):
+        name = err["loc"][-1]
+        return f"unknown field '{name}'{_suggest(name, _fields_at(err['loc'][:-1]), 0.7)}"
+    return _clean_msg(err["msg"])
 
 
 def check_graph(spec: DagSpec, *, max_parallelism: int = DEFAULT_MAX_PARALLELISM) -> list[Problem]:
@@ -189,10 +215,10 @@ def _check_node(
     return problems
 
 
-def _suggest(name: str, known: Mapping[str, Any]) -> str:
+def _suggest(name: str, known: Mapping[str, Any], cutoff: float = 0.6) -> str:
     import difflib
 
-    close = difflib.get_close_matches(name, list(known), n=1)
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=cutoff)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 
 from parallels.models import DagProgress, DagRunInput, DagRunResult
 from parallels.spec import Scalar
-from workflows.dag import DAG_ATTR
+from workflows.dag import DAG_ATTR, OWNER_ATTR
 
 _STYLE = {
     "pending": "dim",
@@ -38,13 +38,16 @@ async def start_run(
 ) -> WorkflowHandle[Any, DagRunResult]:
     """Start a DagRunWorkflow: the one place that names runs and tags them with their DAG."""
     name = str(inp.spec.get("name", "dag"))
+    pairs: list[SearchAttributePair[str]] = [SearchAttributePair(DAG_ATTR, name)]
+    if inp.owner:
+        pairs.append(SearchAttributePair(OWNER_ATTR, inp.owner))
     return await client.start_workflow(
         "DagRunWorkflow",
         inp,
         id=workflow_id or f"{name}-{uuid.uuid4().hex[:12]}",
         task_queue=task_queue,
         result_type=DagRunResult,
-        search_attributes=TypedSearchAttributes([SearchAttributePair(DAG_ATTR, name)]),
+        search_attributes=TypedSearchAttributes(pairs),
         memo=dict(memo) if memo else None,
     )
 

@@ -44,6 +44,8 @@ with workflow.unsafe.imports_passed_through():
 
 DAG_ATTR = SearchAttributeKey.for_keyword("ParallelsDag")
 MLFLOW_RUN_ATTR = SearchAttributeKey.for_keyword("MlflowRunId")
+#: Set by whoever starts the run (the API), so a user's runs can be listed.
+OWNER_ATTR = SearchAttributeKey.for_keyword("ParallelsOwner")
 SEARCH_ATTRIBUTES = (DAG_ATTR, MLFLOW_RUN_ATTR)
 
 _RESOLVE_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=20))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from temporalio import workflow
@@ -73,6 +73,8 @@ HEARTBEAT = timedelta(seconds=30)
 # killed mid-partition, MLflow briefly down): the activity itself stops retrying the step's own
 # failures once `retries` are used up.
 INFRA_ATTEMPTS = 3
+#: Progress signals to the DAG workflow are sent at most this often (and once at the end).
+PROGRESS_INTERVAL = timedelta(seconds=2)
 
 
 def error_message(err: BaseException) -> str:
@@ -87,6 +89,7 @@ class NodeWorkflow:
     def __init__(self) -> None:
         self._states: list[RunStatus] = []
         self._pending_changes: dict[int, RunStatus] = {}
+        self._last_notify: datetime | None = None
         self._node_id = ""
         self._errors: dict[int, str] = {}
 
@@ -264,17 +267,25 @@ class NodeWorkflow:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        await self._notify(final=True)
         return [r if r is not None else _missing(i) for i, r in enumerate(results)]
 
     def _set(self, i: int, state: RunStatus) -> None:
         self._states[i] = state
         self._pending_changes[i] = state
 
-    async def _notify(self) -> None:
-        """Tell the DAG workflow what changed, coalescing changes made in one workflow task."""
+    async def _notify(self, *, final: bool = False) -> None:
+        """Tell the DAG workflow what changed: at most every PROGRESS_INTERVAL (each signal
+        costs events in both histories; a node of 1,000 partitions sent 1,000), and whatever is
+        left once every partition has ended."""
         parent = workflow.info().parent
         if parent is None or not self._pending_changes:
             return
+        if not final and workflow.patched("coalesce-progress"):
+            now = workflow.now()
+            if self._last_notify is not None and now - self._last_notify < PROGRESS_INTERVAL:
+                return
+            self._last_notify = now
         changes, self._pending_changes = self._pending_changes, {}
         try:
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator
 
@@ -32,7 +33,11 @@ def endpoints(ctx: Context) -> list[Endpoint]:
             raise ApiError(422, "invalid_request", "give exactly one of 'template' or 'spec'")
         version = None
         if b.template is not None:
-            t = await asyncio.to_thread(ctx.templates.get, b.template, b.version)
+            t = await asyncio.to_thread(
+                functools.partial(
+                    ctx.templates.get, b.template, b.version, viewer=ctx.viewer(request)
+                )
+            )
             raw, version = dict(t.spec), t.version
         else:
             assert b.spec is not None
@@ -62,32 +67,38 @@ def endpoints(ctx: Context) -> list[Endpoint]:
         if status is not None and status not in STATUSES:
             raise ApiError(422, "invalid_request", f"status must be one of {', '.join(STATUSES)}")
         limit = ctx.integer(request, "limit", 50, 1, 500)
-        items = await (await ctx.runs()).list(request.query_params.get("template"), status, limit)
+        items = await (await ctx.runs()).list(
+            request.query_params.get("template"), status, limit, owner=ctx.viewer(request)
+        )
         return JSONResponse(json_of(RunList(items=items)))
 
     async def get_run(request: Request) -> Response:
-        run = await (await ctx.runs()).get(request.path_params["id"])
+        run = await (await ctx.runs()).get(request.path_params["id"], viewer=ctx.viewer(request))
         return JSONResponse(json_of(run))
 
     async def cancel_run(request: Request) -> Response:
-        await (await ctx.runs()).cancel(request.path_params["id"])
+        await (await ctx.runs()).cancel(request.path_params["id"], viewer=ctx.viewer(request))
         return JSONResponse(
             json_of(Cancelled(id=request.path_params["id"], cancel_requested=True)), 202
         )
 
     async def retry_run(request: Request) -> Response:
-        run = await (await ctx.runs()).retry(request.path_params["id"], ctx.user(request).name)
+        user = ctx.user(request)
+        run = await (await ctx.runs()).retry(
+            request.path_params["id"], user.name, viewer=ctx.viewer(request)
+        )
         return JSONResponse(json_of(run), 201)
 
     async def run_events(request: Request) -> Response:
         service = await ctx.runs()
         run_id = request.path_params["id"]
-        await service.get(run_id, with_progress=False)  # 404 before the stream starts
+        viewer = ctx.viewer(request)
+        await service.get(run_id, with_progress=False, viewer=viewer)  # 404 before the stream
 
         async def stream() -> AsyncIterator[str]:
             last = None
             while True:
-                run = await service.get(run_id)
+                run = await service.get(run_id, viewer=viewer)
                 data = run.model_dump_json()
                 if data != last:
                     yield f"event: progress\ndata: {data}\n\n"

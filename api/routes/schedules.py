@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from pydantic import Field
 from starlette.requests import Request
@@ -23,7 +24,9 @@ class PauseBody(StrictBody):
 def endpoints(ctx: Context) -> list[Endpoint]:
     async def create_schedule(request: Request) -> Response:
         b = await ctx.body(request, ScheduleBody)
-        t = await asyncio.to_thread(ctx.templates.get, b.template, b.version)
+        t = await asyncio.to_thread(
+            functools.partial(ctx.templates.get, b.template, b.version, viewer=ctx.viewer(request))
+        )
         # A schedule that could never start a run is refused now, not at 3 a.m.
         spec = load_for(ctx.settings, t.spec)
         apply_overrides(spec, b.parameters)

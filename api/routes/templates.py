@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -37,18 +38,28 @@ def endpoints(ctx: Context) -> list[Endpoint]:
     async def list_templates(request: Request) -> Response:
         offset = ctx.integer(request, "offset", 0, 0, 10**9)
         limit = ctx.integer(request, "limit", 50, 1, 500)
-        items, total = await asyncio.to_thread(store.list, offset, limit)
+        items, total = await asyncio.to_thread(
+            functools.partial(store.list, offset, limit, viewer=ctx.viewer(request))
+        )
         return JSONResponse(
             {"items": [t.model_dump(mode="json") for t in items], "total": total, "offset": offset}
         )
 
     async def get_template(request: Request) -> Response:
         version = ctx.integer(request, "version", None, 1, 10**9)
-        t = await asyncio.to_thread(store.get, request.path_params["name"], version)
+        t = await asyncio.to_thread(
+            functools.partial(
+                store.get, request.path_params["name"], version, viewer=ctx.viewer(request)
+            )
+        )
         return JSONResponse(t.model_dump(mode="json"))
 
     async def template_versions(request: Request) -> Response:
-        items = await asyncio.to_thread(store.versions, request.path_params["name"])
+        items = await asyncio.to_thread(
+            functools.partial(
+                store.versions, request.path_params["name"], viewer=ctx.viewer(request)
+            )
+        )
         return JSONResponse({"items": [t.model_dump(mode="json") for t in items]})
 
     async def update_template(request: Request) -> Response:
@@ -57,11 +68,16 @@ def endpoints(ctx: Context) -> list[Endpoint]:
         spec = load_for(ctx.settings, b.spec)
         if spec.name != name:
             raise ApiError(422, "name_mismatch", f"spec name '{spec.name}' differs from '{name}'")
-        t = await asyncio.to_thread(store.update, name, b.spec, ctx.user(request).name)
+        user = ctx.user(request)
+        t = await asyncio.to_thread(
+            functools.partial(store.update, name, b.spec, user.name, viewer=ctx.viewer(request))
+        )
         return JSONResponse(t.model_dump(mode="json"))
 
     async def delete_template(request: Request) -> Response:
-        await asyncio.to_thread(store.delete, request.path_params["name"])
+        await asyncio.to_thread(
+            functools.partial(store.delete, request.path_params["name"], viewer=ctx.viewer(request))
+        )
         return Response(status_code=204)
 
     base = "/api/v1/templates"

@@ -18,9 +18,10 @@ from tests.integration.helpers import by_kind, node, runs_of, steps_repo
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, log: Path, **extra: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        **extra,
         "PARALLELS_TEMPORAL_ADDRESS": settings.temporal_address,
         "PARALLELS_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
         "PARALLELS_TASK_QUEUE": settings.task_queue,

@@ -107,6 +107,8 @@ async def main() -> None:
         scenarios["reuse"] = scenarios["fanout"]
         # Recorded after nodes began to check their cluster has a worker (patch marker in it).
         scenarios["workercheck"] = scenarios["fanout"]
+        # Progress signals coalesced to one per PROGRESS_INTERVAL (patch "coalesce-progress").
+        scenarios["coalesce"] = scenarios["fanout"]
         # A single-project run: one node whose partition logs into a run made beforehand.
         scenarios["project"] = {
             "name": "project",

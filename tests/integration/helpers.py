@@ -138,10 +138,12 @@ def by_kind(runs: list[Any], kind: str) -> list[Any]:
 
 
 ALICE = {"Authorization": "Bearer alice-token"}
+BOB = {"Authorization": "Bearer bob-token"}
+ROOT = {"Authorization": "Bearer root-token"}
 
 
 def _app(client, settings, tmp_path, **updates):
-    tokens = "alice-token:alice,root-token:root:admin"
+    tokens = "alice-token:alice,bob-token:bob,root-token:root:admin"
     s = settings.model_copy(update={"api_tokens": tokens, **updates})
 
     async def temporal():
@@ -213,9 +215,9 @@ async def wait_for(check, timeout=60.0, every=0.5):
         await asyncio.sleep(every)
 
 
-async def wait_run(api, run_id, timeout=120.0):
+async def wait_run(api, run_id, timeout=120.0, headers=None):
     async def ended():
-        r = (await api.get(f"/api/v1/runs/{run_id}", headers=ALICE)).json()
+        r = (await api.get(f"/api/v1/runs/{run_id}", headers=headers or ALICE)).json()
         return r if r["status"] != "running" else None
 
     return await wait_for(ended, timeout)

@@ -11,7 +11,16 @@ import pytest
 import worker as worker_mod
 from api.app import create_app
 from api.store import TemplateStore
-from tests.integration.helpers import ALICE, api_for, node, spec_for, steps_repo, wait_run
+from tests.integration.helpers import (
+    ALICE,
+    BOB,
+    ROOT,
+    api_for,
+    node,
+    spec_for,
+    steps_repo,
+    wait_run,
+)
 
 
 async def test_auth_is_required_except_for_health_and_openapi(api):
@@ -347,3 +356,79 @@ async def test_unknown_cluster_is_refused_and_an_unserved_one_fails_with_the_fix
     error = run["progress"]["error"]
     assert "no worker serves cluster 'gpu-onprem'" in error, error
     assert "parallels worker --cluster gpu-onprem" in error
+
+
+async def test_users_see_and_cancel_only_their_own_unless_admin(api, tmp_path):
+    repo = steps_repo(tmp_path)
+    t = "/api/v1/templates"
+    assert (
+        await api.post(t, json={"spec": spec_for(repo, name="alices")}, headers=ALICE)
+    ).status_code == 201
+    assert (
+        await api.post(t, json={"spec": spec_for(repo, name="bobs")}, headers=BOB)
+    ).status_code == 201
+    # Someone else's template does not exist for you; an admin sees every one.
+    assert [x["name"] for x in (await api.get(t, headers=BOB)).json()["items"]] == ["bobs"]
+    assert (await api.get(t, headers=BOB)).json()["total"] == 1
+    assert {x["name"] for x in (await api.get(t, headers=ROOT)).json()["items"]} >= {
+        "alices",
+        "bobs",
+    }
+    for method, path, body in [
+        ("GET", f"{t}/alices", None),
+        ("GET", f"{t}/alices/versions", None),
+        ("PUT", f"{t}/alices", {"spec": spec_for(repo, name="alices")}),
+        ("DELETE", f"{t}/alices", None),
+        ("POST", "/api/v1/runs", {"template": "alices"}),
+    ]:
+        r = await api.request(method, path, json=body, headers=BOB)
+        assert r.status_code == 404, (method, path, r.text)
+        assert "alices" in r.json()["message"]
+    assert (await api.get(f"{t}/alices", headers=ROOT)).status_code == 200
+    # Names are global: Bob cannot take Alice's.
+    r = await api.post(t, json={"spec": spec_for(repo, name="alices")}, headers=BOB)
+    assert r.status_code == 409
+
+    spec = {"name": "alicesleeps", "nodes": [node("s", repo, "sleep", parameters={"seconds": 120})]}
+    run = (await api.post("/api/v1/runs", json={"spec": spec}, headers=ALICE)).json()
+    rid = run["id"]
+    assert run["owner"] == "alice"
+
+    async def listed(headers):
+        r = await api.get("/api/v1/runs", params={"template": "alicesleeps"}, headers=headers)
+        return [x["id"] for x in r.json()["items"]]
+
+    for _ in range(50):  # visibility lags a moment behind the start
+        if await listed(ALICE):
+            break
+        await asyncio.sleep(0.2)
+    assert await listed(ALICE) == [rid] and await listed(ROOT) == [rid]
+    assert await listed(BOB) == []
+    for method, path in [("GET", ""), ("POST", "/cancel"), ("POST", "/retry"), ("GET", "/events")]:
+        r = await api.request(method, f"/api/v1/runs/{rid}{path}", headers=BOB)
+        assert r.status_code == 404, (method, path, r.text)
+    assert (await api.get(f"/api/v1/runs/{rid}", headers=BOB)).json()["error"] == "not_found"
+    # An admin may cancel anyone's run.
+    assert (await api.post(f"/api/v1/runs/{rid}/cancel", headers=ROOT)).status_code == 202
+    assert (await wait_run(api, rid))["status"] == "cancelled"
+
+
+async def test_cors_only_for_configured_origins(client, settings, tmp_path):
+    ok, other = "https://ml.example.com", "https://evil.example.com"
+    async with api_for(client, settings, tmp_path, api_cors_origins=ok) as http:
+        pre = {"Access-Control-Request-Method": "POST",
+               "Access-Control-Request-Headers": "authorization,content-type"}  # fmt: skip
+        r = await http.options("/api/v1/templates", headers={"Origin": ok, **pre})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == ok
+        r = await http.options("/api/v1/templates", headers={"Origin": other, **pre})
+        assert "access-control-allow-origin" not in r.headers
+        r = await http.get("/api/v1/templates", headers={"Origin": ok, **ALICE})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == ok
+        r = await http.get("/api/v1/templates", headers={"Origin": other, **ALICE})
+        assert "access-control-allow-origin" not in r.headers
+        # CORS opens nothing: a cross-origin call still needs a token.
+        r = await http.get("/api/v1/templates", headers={"Origin": ok})
+        assert r.status_code == 401
+    async with api_for(client, settings, tmp_path) as http:  # the default: no origin at all
+        r = await http.get("/api/v1/templates", headers={"Origin": ok, **ALICE})
+        assert "access-control-allow-origin" not in r.headers

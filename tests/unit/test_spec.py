@@ -157,7 +157,7 @@ def test_unknown_override_is_refused_with_suggestion():
         ),
         (
             {"name": "d", "nodes": [node("a", colour="red")]},
-            "nodes[0].colour: Extra inputs are not permitted",
+            "nodes[0].colour: unknown field 'colour'",
         ),
         (
             {"name": "d", "nodes": [node("a", timeout="soon")]},
