@@ -12,13 +12,11 @@ import os
 import signal
 import tempfile
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
-from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 
 from parallels.artifacts import Fetcher
@@ -62,11 +60,6 @@ def load_manifest(uri: str, expected: str, tracking_uri: str) -> Manifest:
     return Manifest.model_validate(json.loads(data))
 
 
-#: Files are moved between MLflow and the work dir this many at a time: each is its own HTTP
-#: request, so a partition of 1,000 small files is bound by round trips, not bandwidth.
-TRANSFER_THREADS = 8
-
-
 def fetch_inputs(
     manifest: Manifest,
     index: int,
@@ -76,15 +69,13 @@ def fetch_inputs(
 ) -> int:
     """Download this partition's share of every input into input_dir/<input name>/."""
     fetcher = Fetcher(tracking_uri)
-    jobs: list[tuple[str, str, Path]] = []
+    count = 0
     for plan in manifest.inputs:
         roots, files = manifest.files_for(plan.name, index)
         dest = input_dir / plan.name
         dest.mkdir(parents=True, exist_ok=True)
-        jobs.extend((roots[f.root], f.path, dest) for f in files)
-    count = 0
-    with ThreadPoolExecutor(TRANSFER_THREADS, thread_name_prefix="fetch") as pool:
-        for _ in pool.map(lambda job: fetcher.fetch(*job), jobs):
+        for f in files:
+            fetcher.fetch(roots[f.root], f.path, dest)
             count += 1
             if count % 50 == 0:
                 progress(f"fetched {count} files")
@@ -125,29 +116,11 @@ def child_env(
 def upload(client: MlflowClient, run_id: str, work: WorkDir, *, outputs: bool) -> None:
     try:
         if outputs and any(work.output.iterdir()):
-            _log_dir(client, run_id, work.output, "output")
+            client.log_artifacts(run_id, str(work.output), "output")
         if any(work.logs.iterdir()):
             client.log_artifacts(run_id, str(work.logs), "logs")
     except MlflowException as e:
         raise TransientError(f"cannot upload partition outputs: {e.message}") from e
-
-
-def _log_dir(client: MlflowClient, run_id: str, local: Path, artifact_path: str) -> None:
-    """client.log_artifacts, but TRANSFER_THREADS files at a time (MLflow sends one by one)."""
-    files = [p for p in sorted(local.rglob("*")) if p.is_file()]
-    if len(files) < 2 * TRANSFER_THREADS:
-        client.log_artifacts(run_id, str(local), artifact_path)
-        return
-    uri = client.get_run(run_id).info.artifact_uri
-    repo = get_artifact_repository(uri, tracking_uri=client.tracking_uri)
-
-    def send(path: Path) -> None:
-        rel = path.parent.relative_to(local).as_posix()
-        target = artifact_path if rel == "." else f"{artifact_path}/{rel}"
-        repo.log_artifact(str(path), target)  # type: ignore[no-untyped-call]
-
-    with ThreadPoolExecutor(TRANSFER_THREADS, thread_name_prefix="upload") as pool:
-        list(pool.map(send, files))
 
 
 def describe_exit(code: int) -> str:
