@@ -58,12 +58,17 @@ def git_repo(src: Path, dest: Path) -> Path:
     return dest
 
 
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM: the process's own peak resident memory so far (children not included)."""
+def memory_mb(pid: int, field: str = "VmRSS") -> float:
+    """A memory figure of /proc/<pid>/status in MB: VmRSS now, VmHWM the peak so far (the
+    process's own, children not included)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mb(pid: int) -> float:
+    return memory_mb(pid, "VmHWM")
 
 
 def _bin(name: str) -> str:

@@ -20,16 +20,9 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.harness import PROJECT, BenchStack, git_repo
+from benchmarks.harness import PROJECT, BenchStack, git_repo, memory_mb
 
 console = Console()
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def soak(minutes: float, every: float, sample: float) -> dict[str, Any]:
@@ -59,7 +52,8 @@ async def soak(minutes: float, every: float, sample: float) -> dict[str, Any]:
                         next_start += every
                     if now >= next_sample:
                         point = {"t_s": round(now - t0, 1), "runs_started": len(started)}
-                        point.update({f"{n}_rss_mb": rss_mb(p.pid) for n, p in stack.procs.items()})
+                        for name, proc in stack.procs.items():
+                            point[f"{name}_rss_mb"] = memory_mb(proc.pid)
                         curve.append(point)
                         console.print(point)
                         next_sample += sample
