@@ -12,7 +12,12 @@ from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError
+from temporalio.exceptions import (
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from parallels import naming, scheduling
@@ -180,6 +185,10 @@ class DagRunWorkflow:
                 )
             )
         except Exception as e:
+            # A cancel while resolving arrives as an ActivityError: it is a cancel, not a failure.
+            if is_cancelled_exception(e) and workflow.patched("cancel-while-resolving"):
+                self._progress.status = "cancelled"
+                raise asyncio.CancelledError() from e
             self._fail(error_message(e))
         by_ref = {r.model_dump_json(): p for r, p in zip(unique, resolved, strict=True)}
         return {node: by_ref[r.model_dump_json()] for node, r in refs.items()}

@@ -17,6 +17,7 @@ from temporalio.exceptions import (
     ApplicationError,
     CancelledError,
     ChildWorkflowError,
+    is_cancelled_exception,
 )
 
 with workflow.unsafe.imports_passed_through():
@@ -145,6 +146,12 @@ class NodeWorkflow:
             await self._close(opened.run_id, "KILLED", result, "cancelled")
             raise
         except (ActivityError, ApplicationError) as e:
+            # A cancel while the environment is built or partitions are planned arrives as an
+            # ActivityError: the node was cancelled, it did not fail.
+            if is_cancelled_exception(e) and workflow.patched("cancel-while-preparing"):
+                result.status = "cancelled"
+                await self._close(opened.run_id, "KILLED", result, "cancelled")
+                raise asyncio.CancelledError() from e
             msg = error_message(e)
             result.status = "failed"
             result.error = msg

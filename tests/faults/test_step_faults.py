@@ -9,11 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import CancelledError
 
 from parallels.watch import progress, start_dag
 from tests.conftest import make_repo
 from tests.faults.project import faulty_repo, ledger_lines
-from tests.integration.helpers import by_kind, node, run_dag, runs_of
+from tests.integration.helpers import by_kind, node, run_dag, runs_of, silent_git_remote
 
 pytestmark = pytest.mark.slow
 
@@ -82,9 +84,30 @@ async def test_cancel_while_the_environment_is_built(client, settings, worker, t
             break
         await asyncio.sleep(0.1)
     assert not _descendants_running(marker), "environment build outlived the cancel"
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    p = await progress(handle)
+    assert p is not None and p.status == "cancelled" and p.nodes["n"].state == "cancelled"
     statuses = await _all_terminal(settings, handle.id)
-    assert statuses and set(statuses) <= {"KILLED", "FAILED", "FINISHED"}, statuses
-    assert "RUNNING" not in statuses
+    assert statuses and set(statuses) == {"KILLED"}, statuses
+
+
+async def test_cancel_while_resolving_the_project(client, settings, worker, tmp_path):
+    with silent_git_remote() as (uri, reached):
+        spec = {"name": "cancel-resolve", "nodes": [{"id": "n", "project": {"uri": uri}}]}
+        handle = await start_dag(client, spec, task_queue=settings.task_queue)
+
+        async def resolving() -> bool:  # git has connected to the remote and is waiting
+            return reached.is_set()
+
+        await _cancel_when(handle, resolving)
+        with pytest.raises(WorkflowFailureError) as err:
+            await asyncio.wait_for(handle.result(), 60)
+    assert isinstance(err.value.cause, CancelledError), err.value.cause
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    p = await progress(handle)
+    assert p is not None and p.status == "cancelled" and p.error is None
+    # Nothing was opened in MLflow before the cancel, so nothing is left RUNNING there.
+    assert await _all_terminal(settings, handle.id) == []
 
 
 async def test_cancel_while_outputs_upload(client, settings, worker, tmp_path):

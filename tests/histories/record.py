@@ -29,7 +29,7 @@ from parallels.settings import Settings
 from parallels.stack import EmbeddedServers, free_port
 from parallels.temporal import connect
 from parallels.watch import start_dag
-from tests.integration.helpers import node, steps_repo
+from tests.integration.helpers import node, silent_git_remote, steps_repo
 
 OUT = Path(__file__).resolve().parent
 ROOT = OUT.parents[1]
@@ -66,6 +66,7 @@ async def main() -> None:
             mlflow_port=free_port(),
             ui=False,
         ) as servers,
+        silent_git_remote() as (silent_uri, resolving),
     ):
         settings = Settings(
             state_dir=WORK / "state",
@@ -114,6 +115,11 @@ async def main() -> None:
             "name": "project",
             "nodes": [node("emit", repo, "emit", parameters={"n": 2})],
         }
+        # Cancelled while its project was resolved (patch "cancel-while-resolving").
+        scenarios["cancelresolve"] = {
+            "name": "cancelresolve",
+            "nodes": [{"id": "n", "project": {"uri": silent_uri}}],
+        }
         wanted = sys.argv[1:] or list(scenarios)
         reuse: dict[str, Any] = {}
         async with worker.running(worker.build_workers(client, settings)):
@@ -137,6 +143,9 @@ async def main() -> None:
                 )
                 if name == "cancelled":
                     await asyncio.sleep(6)
+                    await handle.cancel()
+                if name == "cancelresolve":
+                    await asyncio.to_thread(resolving.wait, 60)
                     await handle.cancel()
                 try:
                     await handle.result()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +224,28 @@ async def wait_run(api, run_id, timeout=120.0, headers=None):
         return r if r["status"] != "running" else None
 
     return await wait_for(ended, timeout)
+
+
+@contextlib.contextmanager
+def silent_git_remote() -> Iterator[tuple[str, threading.Event]]:
+    """An HTTP git remote that accepts connections and never answers: resolving hangs."""
+    reached = threading.Event()
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+            reached.set()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/silent.git", reached
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
