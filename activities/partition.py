@@ -63,6 +63,16 @@ class LocalPartitions:
         status = "FAILED"
         error: str | None = None
         uploaded = False
+        # Seconds per phase, kept as metrics of the partition's run: where the time went.
+        phases: dict[str, float] = {}
+        mark = time.monotonic()
+
+        def lap(name: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            phases[name] = now - mark
+            mark = now
+
         try:
             manifest = await asyncio.to_thread(
                 runner.load_manifest, inp.manifest_uri, inp.digest, self._tracking_uri
@@ -75,6 +85,8 @@ class LocalPartitions:
                 self._tracking_uri,
                 beat,
             )
+            phases["input_files"] = n
+            lap("fetch_seconds")
             command = format_command(
                 inp.entry_point,
                 inp.parameters,
@@ -103,10 +115,12 @@ class LocalPartitions:
             code = await self._run_command(
                 command, Path(inp.env.source_dir), env, log_path, deadline
             )
+            lap("command_seconds")
             phase[0] = "uploading outputs"
             await asyncio.to_thread(
                 runner.upload, self._tracking.client, run_id, work, outputs=code == 0
             )
+            lap("upload_seconds")
             uploaded = True
             if code != 0:
                 error = f"partition {inp.index} " + (
@@ -134,7 +148,13 @@ class LocalPartitions:
             beating.cancel()
             await asyncio.shield(
                 self._finish(
-                    run_id, work, status, error, time.monotonic() - started, upload=not uploaded
+                    run_id,
+                    work,
+                    status,
+                    error,
+                    time.monotonic() - started,
+                    phases,
+                    upload=not uploaded,
                 )
             )
         return PartitionResult(
@@ -182,6 +202,7 @@ class LocalPartitions:
         status: str,
         error: str | None,
         seconds: float,
+        phases: dict[str, float],
         *,
         upload: bool,
     ) -> None:
@@ -191,7 +212,7 @@ class LocalPartitions:
                 # fetching inputs) are what the user needs first.
                 with contextlib.suppress(Exception):
                     runner.upload(self._tracking.client, run_id, work, outputs=False)
-            self._runs.close(run_id, status, seconds, error)
+            self._runs.close(run_id, status, seconds, error, phases)
             if status == "FINISHED" and not self._keep:
                 shutil.rmtree(work.root, ignore_errors=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from activities.tracking import Tracking, source_tags
@@ -71,6 +72,14 @@ class PartitionRuns:
             path.write_text(text, encoding="utf-8")
             self._tracking.client.log_artifact(run_id, str(path), "logs")
 
-    def close(self, run_id: str, status: str, seconds: float | None, error: str | None) -> None:
+    def close(
+        self,
+        run_id: str,
+        status: str,
+        seconds: float | None,
+        error: str | None,
+        phases: Mapping[str, float] | None = None,
+    ) -> None:
+        """End the run; `phases` are extra metrics (e.g. seconds spent fetching inputs)."""
         metrics = {} if seconds is None else {"duration_seconds": seconds}
-        self._tracking.close(run_id, status, metrics, error)
+        self._tracking.close(run_id, status, {**metrics, **(phases or {})}, error)

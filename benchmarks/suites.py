@@ -208,10 +208,9 @@ def _check_summary(path: Path) -> None:
         raise RuntimeError(f"{path}: no files were processed")
 
 
-async def end_to_end(stack: BenchStack, repo: Path, size: Size, scratch: Path) -> dict[str, Any]:
-    data = _make_inputs(scratch / "data", size.e2e_files)
-    cores = stack.slots
-    spec = {
+def e2e_spec(repo: Path, data: Path, cores: int, work: int) -> dict[str, Any]:
+    """The 3-node DAG of the end-to-end comparison (also what benchmarks.profile samples)."""
+    return {
         "name": "bench-e2e",
         "nodes": [
             _node(
@@ -219,7 +218,7 @@ async def end_to_end(stack: BenchStack, repo: Path, size: Size, scratch: Path) -
                 repo,
                 "preprocess",
                 parallelism=cores,
-                parameters={"work": size.work},
+                parameters={"work": work},
                 inputs=[{"name": "images", "source": {"uri": str(data)}, "partition": "by_file"}],
             ),
             _node(
@@ -227,7 +226,7 @@ async def end_to_end(stack: BenchStack, repo: Path, size: Size, scratch: Path) -
                 repo,
                 "infer",
                 parallelism=cores,
-                parameters={"work": size.work},
+                parameters={"work": work},
                 inputs=[{"name": "pre", "source": {"node": "preprocess"}, "partition": "by_file"}],
             ),
             _node(
@@ -238,6 +237,12 @@ async def end_to_end(stack: BenchStack, repo: Path, size: Size, scratch: Path) -
             ),
         ],
     }
+
+
+async def end_to_end(stack: BenchStack, repo: Path, size: Size, scratch: Path) -> dict[str, Any]:
+    data = _make_inputs(scratch / "data", size.e2e_files)
+    cores = stack.slots
+    spec = e2e_spec(repo, data, cores, size.work)
     a, b, c = [], [], []
     for i in range(size.repeat):
         a.append((await _run(stack, spec))[0])

@@ -68,17 +68,17 @@ def fetch_inputs(
     progress: Callable[[str], None] = lambda _: None,
 ) -> int:
     """Download this partition's share of every input into input_dir/<input name>/."""
-    fetcher = Fetcher(tracking_uri)
     count = 0
-    for plan in manifest.inputs:
-        roots, files = manifest.files_for(plan.name, index)
-        dest = input_dir / plan.name
-        dest.mkdir(parents=True, exist_ok=True)
-        for f in files:
-            fetcher.fetch(roots[f.root], f.path, dest)
-            count += 1
-            if count % 50 == 0:
-                progress(f"fetched {count} files")
+    with Fetcher(input_dir.parent, tracking_uri) as fetcher:
+        for plan in manifest.inputs:
+            roots, files = manifest.files_for(plan.name, index)
+            dest = input_dir / plan.name
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in files:
+                fetcher.fetch(roots[f.root], f.path, dest)
+                count += 1
+                if count % 50 == 0:
+                    progress(f"fetched {count} files")
     return count
 
 

@@ -194,6 +194,11 @@ class MlflowServer:
         self._p: _Process | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The `mlflow server` process (its uvicorn runs as a child), while it runs."""
+        return self._p.proc.pid if self._p and self._p.alive() else None
+
+    @property
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 

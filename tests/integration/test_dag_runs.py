@@ -97,6 +97,14 @@ async def test_diamond_dag_runs_in_dependency_order_and_records_everything(
     b_params = next(r for r in node_runs if r.data.tags["parallels.node"] == "b").data.params
     assert b_params["tag"] == "b"
     assert all(r.data.metrics["duration_seconds"] > 0 for r in parts)
+    # Where each partition's time went, in its run: the phases add up to at most the whole.
+    for r in parts:
+        m = r.data.metrics
+        phases = m["fetch_seconds"] + m["command_seconds"] + m["upload_seconds"]
+        assert 0 < phases <= m["duration_seconds"], m
+        assert m["command_seconds"] > 0
+    d_part = next(r for r in parts if r.data.tags["parallels.node"] == "d")
+    assert d_part.data.metrics["input_files"] == 12
 
     handle = client.get_workflow_handle(wid)
     progress = await handle.query("progress", result_type=DagProgress)

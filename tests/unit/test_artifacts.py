@@ -21,8 +21,18 @@ def test_list_and_fetch_local(tmp_path):
     assert [(f.path, f.size) for f in listed] == [("a.txt", 2), ("sub/b.txt", 3)]
     dest = tmp_path / "in"
     dest.mkdir()
-    got = Fetcher().fetch(str(src), "sub/b.txt", dest)
+    with Fetcher(tmp_path) as fetcher:
+        got = fetcher.fetch(str(src), "sub/b.txt", dest)
+        again = fetcher.fetch(str(src), "a.txt", dest)
     assert got.read_text() == "bbb" and got == (dest / "sub" / "b.txt").resolve()
+    assert again.read_text() == "aa"
+    # Nothing is left staged, and nothing was staged inside the input directory.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "src"]
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*")) == [
+        "a.txt",
+        "sub",
+        "sub/b.txt",
+    ]
 
 
 def test_fetch_refuses_escape_and_symlinked_dirs(tmp_path):
@@ -35,11 +45,21 @@ def test_fetch_refuses_escape_and_symlinked_dirs(tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     (dest / "x").symlink_to(outside)  # planted by an earlier, malicious file
-    with pytest.raises(InputError):
-        Fetcher().fetch(str(src), "x/f", dest)
-    assert not (outside / "f").exists()
-    with pytest.raises(InputError):
-        Fetcher().fetch(str(src), "../src/x/f", dest)
+    with Fetcher(tmp_path) as fetcher:
+        with pytest.raises(InputError):
+            fetcher.fetch(str(src), "x/f", dest)
+        assert not (outside / "f").exists()
+        with pytest.raises(InputError):
+            fetcher.fetch(str(src), "../src/x/f", dest)
+        # A file planted as a symlink pointing outside is refused, not written through.
+        (dest / "g").symlink_to(outside / "g")
+        (src / "g").write_text("new")
+        with pytest.raises(InputError):
+            fetcher.fetch(str(src), "g", dest)
+        assert not (outside / "g").exists()
+        # A file listed at planning time but gone by now is a clear input error.
+        with pytest.raises(InputError, match="no longer"):
+            fetcher.fetch(str(src), "gone.txt", dest)
 
 
 def test_missing_and_file_inputs_are_clear(tmp_path):
