@@ -49,9 +49,17 @@ class Planner:
             for i, root in enumerate(roots):
                 beat(f"listing {spec.name} {i + 1}/{len(roots)}")
                 files.extend(artifacts.list_files(root, i, self._tracking_uri))
-            listings.append(
-                InputListing(name=spec.name, mode=spec.partition, roots=roots, files=files)
-            )
+            listing = InputListing(name=spec.name, mode=spec.partition, roots=roots, files=files)
+            found = partitioning.clash(listing)
+            if found:
+                a, b = found
+                raise InputError(
+                    f"input '{spec.name}': '{a.path}' of {roots[a.root]} and '{b.path}' of "
+                    f"{roots[b.root]} would be the same path in the input directory; give each "
+                    "upstream partition's outputs distinct names (for example with "
+                    "$PARALLELS_PARTITION_INDEX in the file name)"
+                )
+            listings.append(listing)
         manifest = partitioning.plan(listings, inp.parallelism)
         data = partitioning.manifest_bytes(manifest)
         try:

@@ -103,6 +103,27 @@ def balance(files: Sequence[FileEntry], units: Sequence[Sequence[int]], n: int) 
     return bins
 
 
+def clash(listing: InputListing) -> tuple[FileEntry, FileEntry] | None:
+    """Two files of different roots that would land on one path of the input dir (the same
+    path, or one's path a directory of the other's), or None. Such inputs would overwrite each
+    other in a partition that gets both."""
+    files: dict[str, FileEntry] = {}
+    dirs: dict[str, FileEntry] = {}
+    for f in listing.files:
+        other = files.get(f.path) or dirs.get(f.path)
+        if other is not None and other.root != f.root:
+            return other, f
+        files.setdefault(f.path, f)
+        head = f.path
+        while "/" in head:
+            head = head.rsplit("/", 1)[0]
+            other = files.get(head)
+            if other is not None and other.root != f.root:
+                return other, f
+            dirs.setdefault(head, f)
+    return None
+
+
 def plan(listings: Sequence[InputListing], parallelism: int) -> Manifest:
     partitioned = [x for x in listings if x.mode != PartitionMode.BROADCAST]
     if len(partitioned) > 1:

@@ -263,6 +263,33 @@ async def test_bad_projects_fail_fast_with_a_clear_message(
     assert time.monotonic() - started < 20  # non-retryable: no long retry schedule
 
 
+async def test_upstream_partitions_writing_the_same_file_name_are_refused(
+    client, settings, tmp_path
+):
+    # Both partitions of `a` write f000.txt and f001.txt: `b` would get only one of each.
+    repo = steps_repo(tmp_path)
+    spec = {
+        "name": "clash",
+        "nodes": [
+            node("a", repo, "emit", parallelism=2, parameters={"n": 2}),
+            node("b", repo, "copy", inputs=[{"name": "data", "source": {"node": "a"}}]),
+        ],
+    }
+    started = time.monotonic()
+    wid, result, error = await asyncio.wait_for(run_dag(client, settings, spec), 90)
+    assert result is None and error is not None
+    message = str(error)
+    assert "input 'data': 'f000.txt' of runs:/" in message, message
+    assert "distinct names" in message and "PARALLELS_PARTITION_INDEX" in message
+    assert time.monotonic() - started < 30  # refused while planning, not retried
+    node_b = next(
+        r for r in by_kind(runs_of(settings, wid), "node") if r.data.tags["parallels.node"] == "b"
+    )
+    assert node_b.info.status == "FAILED"
+    assert not [r for r in by_kind(runs_of(settings, wid), "partition")
+                if r.data.tags["parallels.node"] == "b"]  # fmt: skip
+
+
 async def test_external_directory_input_by_directory(client, settings, tmp_path):
     repo = steps_repo(tmp_path)
     data = tmp_path / "data"

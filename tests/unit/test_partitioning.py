@@ -90,3 +90,29 @@ def test_two_partitioned_inputs_are_refused():
 def test_summary_counts():
     m = pt.plan([listing(files([10, 20, 30]))], 2)
     assert pt.summary(m) == {"partitions": 2, "files": 3, "bytes": 60}
+
+
+def _listing(*files: tuple[int, str]) -> InputListing:
+    return InputListing(
+        name="x",
+        mode=PartitionMode.BROADCAST,
+        roots=["r0", "r1"],
+        files=[FileEntry(root=r, path=p, size=1) for r, p in files],
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ([(0, "a.txt"), (1, "b.txt"), (0, "d/a.txt")], None),
+        ([(0, "part.csv"), (1, "part.csv")], ("part.csv", "part.csv")),
+        ([(0, "d"), (1, "d/x")], ("d", "d/x")),  # a file where the other root has a directory
+        ([(0, "d/x"), (1, "d")], ("d/x", "d")),
+        ([(0, "d/x"), (1, "d/y"), (1, "e/z")], None),  # directories may be shared
+    ],
+)
+def test_paths_of_different_roots_that_would_collide(files, expected):
+    found = pt.clash(_listing(*files))
+    assert (found and (found[0].path, found[1].path)) == expected
+    if found:
+        assert found[0].root != found[1].root
