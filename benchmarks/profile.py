@@ -93,12 +93,15 @@ def summarise(raw: Path, top: int = 12) -> str:
         total += count
         parts = stack.split(";")
         phases[_phase(parts)] += count
-        for frame in set(parts[1:]):  # inclusive: each frame once per sample
+        for frame in dict.fromkeys(parts[1:]):  # inclusive: each frame once per sample
             frames[frame] += count
     lines = [f"{raw.name}: {total} samples"]
     lines += [f"  {name:<26} {n / total:6.1%}" for name, n in phases.most_common()]
     lines.append("  heaviest frames (inclusive):")
-    lines += [f"    {n / total:6.1%}  {f[:110]}" for f, n in frames.most_common(top)]
+    lines += [
+        f"    {n / total:6.1%}  {f[:110]}"
+        for f, n in sorted(frames.items(), key=lambda x: (-x[1], x[0]))[:top]
+    ]
     return "\n".join(lines)
 
 
