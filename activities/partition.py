@@ -63,16 +63,7 @@ class LocalPartitions:
         status = "FAILED"
         error: str | None = None
         uploaded = False
-        # Seconds per phase, kept as metrics of the partition's run: where the time went.
-        phases: dict[str, float] = {}
-        mark = time.monotonic()
-
-        def lap(name: str) -> None:
-            nonlocal mark
-            now = time.monotonic()
-            phases[name] = now - mark
-            mark = now
-
+        laps = runner.Laps()  # where the time went, kept as metrics of the partition's run
         try:
             manifest = await asyncio.to_thread(
                 runner.load_manifest, inp.manifest_uri, inp.digest, self._tracking_uri
@@ -85,8 +76,8 @@ class LocalPartitions:
                 self._tracking_uri,
                 beat,
             )
-            phases["input_files"] = n
-            lap("fetch_seconds")
+            laps.phases["input_files"] = n
+            laps.lap("fetch_seconds")
             command = format_command(
                 inp.entry_point,
                 inp.parameters,
@@ -115,12 +106,12 @@ class LocalPartitions:
             code = await self._run_command(
                 command, Path(inp.env.source_dir), env, log_path, deadline
             )
-            lap("command_seconds")
+            laps.lap("command_seconds")
             phase[0] = "uploading outputs"
             await asyncio.to_thread(
                 runner.upload, self._tracking.client, run_id, work, outputs=code == 0
             )
-            lap("upload_seconds")
+            laps.lap("upload_seconds")
             uploaded = True
             if code != 0:
                 error = f"partition {inp.index} " + (
@@ -153,7 +144,7 @@ class LocalPartitions:
                     status,
                     error,
                     time.monotonic() - started,
-                    phases,
+                    laps.phases,
                     upload=not uploaded,
                 )
             )

@@ -34,9 +34,12 @@ def main(environ: Mapping[str, str]) -> int:
     tracking_uri = environ["MLFLOW_TRACKING_URI"]
     termination = Path(environ.get("PARALLELS_TERMINATION_LOG", "/dev/termination-log"))
     work = runner.WorkDir(Path(environ.get("PARALLELS_WORKSPACE", "/workspace")) / "data").fresh()
+    laps = runner.Laps()
     try:
         manifest = runner.load_manifest(job.manifest_uri, job.digest, tracking_uri)
         n = runner.fetch_inputs(manifest, job.index, work.input, tracking_uri, _say)
+        laps.phases["input_files"] = n
+        laps.lap("fetch_seconds")
         command = format_command(
             job.entry_point,
             job.parameters,
@@ -56,15 +59,19 @@ def main(environ: Mapping[str, str]) -> int:
     )
     _say(f"partition {job.index + 1}/{job.count}: {n} input files; running: {command}")
     code, tail = _run(command, env)
+    laps.lap("command_seconds")
     if code != 0:
         _write(termination, f"partition {job.index} {runner.describe_exit(code)}", tail)
         return code if code > 0 else 128 - code
     try:
         from mlflow.tracking import MlflowClient
 
-        runner.upload(MlflowClient(tracking_uri=tracking_uri), job.run_id, work, outputs=True)
+        client = MlflowClient(tracking_uri=tracking_uri)
+        runner.upload(client, job.run_id, work, outputs=True)
     except ParallelsError as e:
         return _runner_failed(termination, e, "uploading outputs")
+    laps.lap("upload_seconds")
+    runner.log_phases(client, job.run_id, laps.phases)
     _write(termination, "succeeded", "")
     return 0
 

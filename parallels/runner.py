@@ -7,15 +7,18 @@ keeps per-partition overhead low); a Kubernetes pod runs the same steps as its c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
 import mlflow
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -121,6 +124,26 @@ def upload(client: MlflowClient, run_id: str, work: WorkDir, *, outputs: bool) -
             client.log_artifacts(run_id, str(work.logs), "logs")
     except MlflowException as e:
         raise TransientError(f"cannot upload partition outputs: {e.message}") from e
+
+
+class Laps:
+    """Seconds spent in each phase of a partition, kept as metrics of its run."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._mark = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.phases[name] = now - self._mark
+        self._mark = now
+
+
+def log_phases(client: MlflowClient, run_id: str, phases: Mapping[str, float]) -> None:
+    """Best effort: timings never change a partition's outcome."""
+    stamp = int(time.time() * 1000)
+    with contextlib.suppress(Exception):
+        client.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in phases.items()])
 
 
 def describe_exit(code: int) -> str:

@@ -177,6 +177,15 @@ async def test_dag_spanning_two_clusters_builds_each_image_once_and_cleans_up(
         assert "copied partition 0" in text
         parts = by_kind(runs_of(settings, wid), "partition")
         assert len(parts) == 4 and {r.info.status for r in parts} == {"FINISHED"}
+        # The pod logged where its time went, as a local partition does.
+        for r in parts:
+            m = r.data.metrics
+            assert {"fetch_seconds", "command_seconds", "upload_seconds"} <= m.keys(), m
+            assert m["command_seconds"] > 0
+        files = sorted(
+            (r.data.tags["parallels.node"], r.data.metrics["input_files"]) for r in parts
+        )
+        assert files == [("emit", 0), ("infer", 2), ("infer", 2), ("prep", 4)]
 
 
 def _mode_by_attempt(*modes: str) -> Behaviour:
