@@ -112,8 +112,7 @@ class Fetcher:
         self._count += 1
         return self._staging / str(self._count)
 
-    def _target(self, dest_dir: Path, path: str) -> Path:
-        rel = safe_relative(path)
+    def _target(self, dest_dir: Path, rel: str) -> Path:
         base = dest_dir.resolve()
         target = base / rel
         parent = target.parent
@@ -121,15 +120,15 @@ class Fetcher:
             parent.mkdir(parents=True, exist_ok=True)
             # A symlinked directory (planted by an earlier file) would redirect the write.
             if parent.resolve() != parent:
-                raise InputError(f"refusing artifact path '{path}' outside the input directory")
+                raise InputError(f"refusing artifact path '{rel}' outside the input directory")
             self._dirs.add(parent)
         if target.is_symlink() or target.exists():
             raise InputError(f"two input files map to '{rel}' in {base.name}/")
         return target
 
     def fetch(self, root: str, path: str, dest_dir: Path) -> Path:
-        target = self._target(dest_dir, path)
         rel = safe_relative(path)
+        target = self._target(dest_dir, rel)
         repo = self._repos.get(root) or self._repos.setdefault(
             root, _repo(root, self._tracking_uri)
         )
