@@ -13,8 +13,10 @@ import pytest
 from tests.faults.project import faulty_repo
 from tests.integration.helpers import ALICE, node
 
-pytestmark = pytest.mark.slow
 RUNS = 50
+# 600 partitions through one worker on 2 cores: about 4-5 minutes, more on a busy machine. The
+# bound is the same as the wait for the runs below, not the suite's default 300 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 async def test_fifty_concurrent_runs_all_complete_and_the_api_stays_responsive(
