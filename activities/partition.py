@@ -20,11 +20,10 @@ from temporalio import activity
 from activities.errors import heartbeater, translate_errors
 from activities.partition_runs import PartitionRuns
 from activities.tracking import Tracking
-from parallels import naming, runner
+from parallels import deathsig, naming, runner
 from parallels.errors import PartitionFailed
 from parallels.mlproject import format_command
 from parallels.models import PartitionInput, PartitionResult
-from parallels.stack import die_with_parent
 
 KILL_GRACE_SECONDS = 5.0
 
@@ -47,6 +46,8 @@ class LocalPartitions:
         self._base_env = dict(base_env)
         self._beat = heartbeat_seconds
         self._keep = keep_workdirs
+        # A SIGKILLed worker leaves no orphan racing the retry on another worker.
+        self._die_with_worker = deathsig.prefix(signal.SIGKILL)
 
     @activity.defn(name="run_partition")
     @translate_errors
@@ -158,6 +159,7 @@ class LocalPartitions:
         """The command's exit code, or None if it ran past `deadline` (and was killed)."""
         with log_path.open("ab") as log:
             proc = await asyncio.create_subprocess_exec(
+                *self._die_with_worker,
                 "/bin/bash",
                 "-c",
                 command,
@@ -167,8 +169,6 @@ class LocalPartitions:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                # A SIGKILLed worker leaves no orphan racing the retry on another worker.
-                preexec_fn=die_with_parent,
             )
             try:
                 if deadline is None:

@@ -7,7 +7,6 @@ users do. State (Temporal database, MLflow database and artifacts) lives under o
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.metadata
 import logging
 import os
@@ -21,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+
+from parallels import deathsig
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +51,13 @@ def binary(name: str) -> str:
     return found
 
 
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Linux: the child gets `sig` when the process that started it dies, however it dies.
-
-    Used for partition processes and server watchdogs, so a killed CLI or worker leaves no
-    orphans behind (a clean exit still stops everything gracefully first).
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
-
-
-# Kills a whole process group when its parent (our CLI) dies: PR_SET_PDEATHSIG reaches only a
-# direct child, and `mlflow server` runs uvicorn as a grandchild.
 #: The MLflow app name the UI plugin registers (entry point group `mlflow.app`).
 PLUGIN_APP = "parallels"
 
+# Kills a whole process group when its parent (our CLI) dies: PR_SET_PDEATHSIG reaches only a
+# direct child, and `mlflow server` runs uvicorn as a grandchild.
 _WATCHDOG = """
-import os, signal, sys, time
+import ctypes, os, signal, sys, time
 group, parent = int(sys.argv[1]), int(sys.argv[2])
 def bye(*_):
     try:
@@ -75,6 +66,8 @@ def bye(*_):
         pass
     sys.exit(0)
 signal.signal(signal.SIGTERM, bye)
+if sys.platform.startswith("linux"):
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 if os.getppid() != parent:
     bye()
 while True:
@@ -89,17 +82,15 @@ class _Process:
         self._log = log_path.open("ab")
         self.log_path = log_path
         self.proc = subprocess.Popen(
-            cmd,
+            deathsig.argv(cmd),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
-            preexec_fn=die_with_parent,
         )
         self._watchdog = subprocess.Popen(
             [sys.executable, "-c", _WATCHDOG, str(self.proc.pid), str(os.getpid())],
             stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: die_with_parent(signal.SIGTERM),
         )
 
     def alive(self) -> bool:
