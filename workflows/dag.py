@@ -13,6 +13,7 @@ from typing import NoReturn
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import (
+    ActivityError,
     ApplicationError,
     CancelledError,
     ChildWorkflowError,
@@ -93,8 +94,7 @@ class DagRunWorkflow:
         projects = await self._resolve(spec)
         self._check_parameters(spec, projects)
 
-        opened = await bookkeeping(
-            "open_dag_run",
+        opened = await self._open(
             OpenDagRunInput(
                 key=key,
                 workflow_id=info.workflow_id,
@@ -105,8 +105,7 @@ class DagRunWorkflow:
                 owner=inp.owner,
                 parameters=spec.parameters,
                 spec=inp.spec,
-            ),
-            OpenRunResult,
+            )
         )
         self._progress.mlflow_run_id = opened.run_id
         self._progress.experiment_id = opened.experiment_id
@@ -192,6 +191,24 @@ class DagRunWorkflow:
             self._fail(error_message(e))
         by_ref = {r.model_dump_json(): p for r, p in zip(unique, resolved, strict=True)}
         return {node: by_ref[r.model_dump_json()] for node, r in refs.items()}
+
+    async def _open(self, inp: OpenDagRunInput) -> OpenRunResult:
+        """The DAG's MLflow run, opened; a cancel meanwhile closes it KILLED, never RUNNING."""
+        if not workflow.patched("cancel-while-opening"):
+            return await bookkeeping("open_dag_run", inp, OpenRunResult)
+        # The activity does not heartbeat, so a cancel would not reach it: it would open the run
+        # after the workflow had ended, and leave it RUNNING. Shielded, it is waited for instead.
+        opening = asyncio.ensure_future(bookkeeping("open_dag_run", inp, OpenRunResult))
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            self._progress.status = "cancelled"
+            try:
+                opened = await opening
+            except ActivityError:
+                raise asyncio.CancelledError() from None  # nothing was opened to close
+            await self._close(opened.run_id, "KILLED", "cancelled")
+            raise
 
     def _check_parameters(self, spec: DagSpec, projects: dict[str, ResolvedProject]) -> None:
         problems: list[str] = []

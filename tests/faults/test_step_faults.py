@@ -15,7 +15,14 @@ from temporalio.exceptions import CancelledError
 from parallels.watch import progress, start_dag
 from tests.conftest import make_repo
 from tests.faults.project import faulty_repo, ledger_lines
-from tests.integration.helpers import by_kind, node, run_dag, runs_of, silent_git_remote
+from tests.integration.helpers import (
+    by_kind,
+    gated_proxy,
+    node,
+    run_dag,
+    runs_of,
+    silent_git_remote,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -108,6 +115,33 @@ async def test_cancel_while_resolving_the_project(client, settings, worker, tmp_
     assert p is not None and p.status == "cancelled" and p.error is None
     # Nothing was opened in MLflow before the cancel, so nothing is left RUNNING there.
     assert await _all_terminal(settings, handle.id) == []
+
+
+async def test_cancel_while_the_dag_run_is_opened_in_mlflow(client, settings, tmp_path):
+    """The opening activity does not heartbeat, so a cancel cannot stop it: it is waited for,
+    and the run it opened is closed KILLED instead of being left RUNNING."""
+    import worker as worker_mod
+
+    repo = faulty_repo(tmp_path)
+    with gated_proxy(settings.mlflow_tracking_uri) as (uri, reached, gate):
+        s = settings.model_copy(update={"mlflow_tracking_uri": uri})
+        async with worker_mod.running(worker_mod.build_workers(client, s)):
+            spec = {"name": "cancel-open", "nodes": [node("n", repo, "nap", parameters={"seconds": 0})]}  # fmt: skip
+            handle = await start_dag(client, spec, task_queue=s.task_queue)
+
+            async def opening() -> bool:  # the worker's first MLflow call is held at the gate
+                return reached.is_set()
+
+            await _cancel_when(handle, opening)
+            await asyncio.sleep(1)  # the cancel is in the workflow before MLflow answers
+            gate.set()
+            with pytest.raises(WorkflowFailureError) as err:
+                await asyncio.wait_for(handle.result(), 60)
+            p = await progress(handle)  # a query: answered by the worker
+    assert isinstance(err.value.cause, CancelledError), err.value.cause
+    assert p is not None and p.status == "cancelled"
+    runs = runs_of(settings, handle.id)
+    assert [(r.data.tags["parallels.kind"], r.info.status) for r in runs] == [("dag", "KILLED")]
 
 
 async def test_cancel_while_outputs_upload(client, settings, worker, tmp_path):

@@ -29,7 +29,7 @@ from parallels.settings import Settings
 from parallels.stack import EmbeddedServers, free_port
 from parallels.temporal import connect
 from parallels.watch import start_dag
-from tests.integration.helpers import node, silent_git_remote, steps_repo
+from tests.integration.helpers import gated_proxy, node, silent_git_remote, steps_repo
 
 OUT = Path(__file__).resolve().parent
 ROOT = OUT.parents[1]
@@ -120,7 +120,7 @@ async def main() -> None:
             "name": "cancelresolve",
             "nodes": [{"id": "n", "project": {"uri": silent_uri}}],
         }
-        wanted = sys.argv[1:] or list(scenarios)
+        wanted = sys.argv[1:] or [*scenarios, "cancelopen"]
         reuse: dict[str, Any] = {}
         async with worker.running(worker.build_workers(client, settings)):
             if "reuse" in wanted:  # the reused node's result comes from a real earlier run
@@ -151,25 +151,54 @@ async def main() -> None:
                     await handle.result()
                 except Exception as e:  # failures are the point of two scenarios
                     print(f"{name}: {type(e).__name__}")
-                ids = [handle.id] + [f"{handle.id}/{n['id']}" for n in spec["nodes"]]  # type: ignore[index]
-                for wid in ids:
-                    try:
-                        history = await client.get_workflow_handle(wid).fetch_history()
-                    except Exception:
-                        continue  # a node that never started has no history
-                    doc = scrub(
-                        json.loads(history.to_json()),
-                        {
-                            sys.executable: "/venv/bin/python",
-                            str(Path(temporalio.__file__).parents[1]): "/venv/site-packages",
-                            str(ROOT): "/src",
-                            str(WORK): "/tmp/parallels-record",
-                            str(Path.home()): "/home/user",
-                        },
+                await save(client, handle.id, spec)
+        if "cancelopen" in wanted:
+            # Cancelled while its MLflow run was opened (patch "cancel-while-opening"): this
+            # worker's MLflow calls wait at a gate, opened after the cancel.
+            with gated_proxy(servers.mlflow.uri) as (gated, opening, gate):
+                held = settings.model_copy(
+                    update={"mlflow_tracking_uri": gated, "task_queue": "parallels-gated"}
+                )
+                async with worker.running(worker.build_workers(client, held)):
+                    spec = {"name": "cancelopen", "nodes": [node("n", repo, "emit")]}
+                    handle = await client.start_workflow(
+                        "DagRunWorkflow",
+                        DagRunInput(spec=spec),
+                        id="replay-cancelopen",
+                        task_queue=held.task_queue,
                     )
-                    path = OUT / f"{wid.replace('/', '__')}.json"
-                    path.write_text(json.dumps(doc, indent=1) + "\n")
-                    print("wrote", path.name)
+                    await asyncio.to_thread(opening.wait, 60)
+                    await handle.cancel()
+                    await asyncio.sleep(1)
+                    gate.set()
+                    try:
+                        await handle.result()
+                    except Exception as e:
+                        print(f"cancelopen: {type(e).__name__}")
+                    await save(client, handle.id, spec)
+
+
+async def save(client: Any, workflow_id: str, spec: dict[str, Any]) -> None:
+    """One JSON file per workflow execution of the run, machine paths scrubbed."""
+    ids = [workflow_id] + [f"{workflow_id}/{n['id']}" for n in spec["nodes"]]
+    for wid in ids:
+        try:
+            history = await client.get_workflow_handle(wid).fetch_history()
+        except Exception:
+            continue  # a node that never started has no history
+        doc = scrub(
+            json.loads(history.to_json()),
+            {
+                sys.executable: "/venv/bin/python",
+                str(Path(temporalio.__file__).parents[1]): "/venv/site-packages",
+                str(ROOT): "/src",
+                str(WORK): "/tmp/parallels-record",
+                str(Path.home()): "/home/user",
+            },
+        )
+        path = OUT / f"{wid.replace('/', '__')}.json"
+        path.write_text(json.dumps(doc, indent=1) + "\n")
+        print("wrote", path.name)
 
 
 if __name__ == "__main__":

@@ -249,3 +249,53 @@ def silent_git_remote() -> Iterator[tuple[str, threading.Event]]:
         server.close()
         for conn in held:
             conn.close()
+
+
+@contextlib.contextmanager
+def gated_proxy(upstream_url: str) -> Iterator[tuple[str, threading.Event, threading.Event]]:
+    """A TCP proxy in front of `upstream_url` that holds every connection until `gate` is set.
+
+    Yields (the proxy's URL, `reached`: set once a client has connected, `gate`).
+    """
+    target = httpx.URL(upstream_url)
+    reached, gate = threading.Event(), threading.Event()
+    server = socket.create_server(("127.0.0.1", 0))
+    socks: list[socket.socket] = []
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def serve(conn: socket.socket) -> None:
+        reached.set()
+        gate.wait()
+        try:
+            up = socket.create_connection((target.host, target.port or 80))
+        except OSError:
+            conn.close()
+            return
+        socks.append(up)
+        threading.Thread(target=pump, args=(up, conn), daemon=True).start()
+        pump(conn, up)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            socks.append(conn)
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", reached, gate
+    finally:
+        gate.set()
+        server.close()
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.close()
