@@ -53,7 +53,9 @@ class FakeApiServer:
     def __exit__(self, *exc: object) -> None:
         if self._loop and self._stop:
             self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        # A stopped worker's pod watch stays open until its server-side timeout, and aiohttp
+        # waits up to 60 s for open connections: let the daemon thread finish that on its own.
+        self._thread.join(2)
 
     def _serve(self) -> None:
         async def main() -> None:
