@@ -96,6 +96,7 @@ class Fetcher:
         self._count = 0
         # Directories under a destination already made and checked to hold no symlink.
         self._dirs: set[Path] = set()
+        self._bases: dict[Path, Path] = {}  # destination -> its resolved path
 
     def __enter__(self) -> Fetcher:
         return self
@@ -113,7 +114,7 @@ class Fetcher:
         return self._staging / str(self._count)
 
     def _target(self, dest_dir: Path, rel: str) -> Path:
-        base = dest_dir.resolve()
+        base = self._bases.get(dest_dir) or self._bases.setdefault(dest_dir, dest_dir.resolve())
         target = base / rel
         parent = target.parent
         if parent not in self._dirs:
@@ -122,8 +123,6 @@ class Fetcher:
             if parent.resolve() != parent:
                 raise InputError(f"refusing artifact path '{rel}' outside the input directory")
             self._dirs.add(parent)
-        if target.is_symlink() or target.exists():
-            raise InputError(f"two input files map to '{rel}' in {base.name}/")
         return target
 
     def fetch(self, root: str, path: str, dest_dir: Path) -> Path:
@@ -143,13 +142,16 @@ class Fetcher:
         except MlflowException as e:
             raise TransientError(f"cannot fetch '{rel}' from '{root}': {e.message}") from e
         except FileExistsError as e:
-            raise InputError(f"two input files map to '{rel}' in {target.parent.name}/") from e
+            raise InputError(f"two input files map to '{rel}' in {dest_dir.name}/") from e
         except FileNotFoundError as e:
             raise InputError(f"input file '{rel}' is no longer in '{root}'") from e
         return target
 
     def _download(self, repo: ArtifactRepository, rel: str, target: Path) -> None:
-        # Into the staging dir, then moved into place.
+        # Into the staging dir, then moved into place; `replace` would overwrite, so an existing
+        # file (or symlink) there is refused first, as the local copy's O_EXCL refuses it.
+        if target.is_symlink() or target.exists():
+            raise FileExistsError(target)
         slot = self._slot()
         slot.mkdir()
         try:

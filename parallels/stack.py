@@ -177,11 +177,20 @@ def plugin_app() -> str | None:
 
 class MlflowServer:
     def __init__(
-        self, state_dir: Path, port: int, *, app_name: str | None = None, api_url: str | None = None
+        self,
+        state_dir: Path,
+        port: int,
+        *,
+        app_name: str | None = None,
+        api_url: str | None = None,
+        serve_artifacts: bool = False,
     ) -> None:
         self.state_dir, self.port = state_dir, port
         # With the plugin, the server also serves the Parallels tab, which calls the API here.
         self.app_name, self.api_url = app_name, api_url
+        # Artifacts through the server (`mlflow-artifacts:/` URIs, over HTTP), as a shared
+        # deployment has them, instead of a directory every client writes into directly.
+        self.serve_artifacts = serve_artifacts
         self._p: _Process | None = None
 
     @property
@@ -203,8 +212,11 @@ class MlflowServer:
             binary("mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
             "--workers", "1",
             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--default-artifact-root", str(root / "mlflow-artifacts"),
         ]  # fmt: skip
+        if self.serve_artifacts:
+            cmd += ["--serve-artifacts", "--artifacts-destination", str(root / "mlflow-artifacts")]
+        else:
+            cmd += ["--default-artifact-root", str(root / "mlflow-artifacts")]
         if self.app_name:
             cmd += ["--app-name", self.app_name]
         if self.api_url:
