@@ -27,7 +27,7 @@ from activities.kube_partition import KubePartitions
 from activities.partition import LocalPartitions
 from activities.planning import Planner
 from activities.tracking import Tracking, TrackingActivities
-from parallels import health, naming
+from parallels import health, loopwatch, naming
 from parallels.settings import Settings
 from parallels.temporal import connect, ensure_search_attributes
 from workflows import WORKFLOWS
@@ -138,6 +138,7 @@ async def run(
     log.info("worker polling %s", ", ".join(w.task_queue for w in workers))
     stop = stop or asyncio.Event()
     async with (
+        loopwatch.watching(settings.worker_loop_stall_seconds),
         running(workers) as tasks,
         health.serving(settings.worker_health_host, settings.worker_health_port, tasks),
     ):

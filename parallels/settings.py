@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     #: On SIGTERM, how long running activities get to finish before the worker leaves them to
     #: Temporal (which hands them to another worker after their heartbeat timeout).
     worker_shutdown_seconds: float = Field(default=30.0, ge=0)
+    #: Warn, with the stack that blocks it, when the worker's event loop has not turned for
+    #: this long (heartbeats and workflow tasks wait meanwhile); 0: off.
+    worker_loop_stall_seconds: float = Field(default=10.0, ge=0)
     #: Serve GET /healthz on this port (Kubernetes probes); none: no health endpoint.
     worker_health_port: int | None = Field(default=None, ge=1, le=65535)
     #: Address of that endpoint ("0.0.0.0" in a pod, where the kubelet probes it).
