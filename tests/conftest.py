@@ -80,6 +80,11 @@ def settings(base_settings: Settings, task_queue: str) -> Settings:
 @pytest_asyncio.fixture
 async def worker(client, settings: Settings) -> AsyncIterator[None]:  # type: ignore[no-untyped-def]
     import worker as worker_mod
+    from parallels.loopwatch import watching
 
-    async with worker_mod.running(worker_mod.build_workers(client, settings)):
+    # As in a worker process: a blocked loop shows in a failing test's captured log.
+    async with (
+        watching(settings.worker_loop_stall_seconds),
+        worker_mod.running(worker_mod.build_workers(client, settings)),
+    ):
         yield
