@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,17 @@ def make_repo(path: Path, files: dict[str, str]) -> Path:
         ["git", "-C", str(path), "commit", "-qm", "change", "--allow-empty"], check=True, env=env
     )
     return path
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Poll `predicate` until it holds; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"waited {timeout:g}s for {what}" if what else "condition not reached in time"
+            )
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")

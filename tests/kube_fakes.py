@@ -419,11 +419,3 @@ class FakeRegistry:
 
     def push(self, image: str) -> None:
         self.images.add(image.removeprefix(self.host + "/"))
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.1)

@@ -7,7 +7,7 @@ import contextlib
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -227,11 +227,16 @@ async def wait_run(api, run_id, timeout=120.0, headers=None):
 
 
 @contextlib.contextmanager
-def silent_git_remote() -> Iterator[tuple[str, threading.Event]]:
-    """An HTTP git remote that accepts connections and never answers: resolving hangs."""
-    reached = threading.Event()
+def _listening(
+    on_connect: Callable[[socket.socket], None], held: list[socket.socket] | None = None
+) -> Iterator[int]:
+    """A loopback TCP server that hands each connection to `on_connect` on its accept thread.
+
+    Yields its port. On exit it closes every socket in `held`: those it accepted, and any the
+    caller added.
+    """
     server = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
+    held = [] if held is None else held
 
     def accept() -> None:
         while True:
@@ -240,15 +245,24 @@ def silent_git_remote() -> Iterator[tuple[str, threading.Event]]:
             except OSError:
                 return
             held.append(conn)
-            reached.set()
+            on_connect(conn)
 
     threading.Thread(target=accept, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}/silent.git", reached
+        yield server.getsockname()[1]
     finally:
         server.close()
         for conn in held:
-            conn.close()
+            with contextlib.suppress(OSError):
+                conn.close()
+
+
+@contextlib.contextmanager
+def silent_git_remote() -> Iterator[tuple[str, threading.Event]]:
+    """An HTTP git remote that accepts connections and never answers: resolving hangs."""
+    reached = threading.Event()
+    with _listening(lambda conn: reached.set()) as port:
+        yield f"http://127.0.0.1:{port}/silent.git", reached
 
 
 @contextlib.contextmanager
@@ -259,7 +273,6 @@ def gated_proxy(upstream_url: str) -> Iterator[tuple[str, threading.Event, threa
     """
     target = httpx.URL(upstream_url)
     reached, gate = threading.Event(), threading.Event()
-    server = socket.create_server(("127.0.0.1", 0))
     socks: list[socket.socket] = []
 
     def pump(src: socket.socket, dst: socket.socket) -> None:
@@ -281,21 +294,11 @@ def gated_proxy(upstream_url: str) -> Iterator[tuple[str, threading.Event, threa
         threading.Thread(target=pump, args=(up, conn), daemon=True).start()
         pump(conn, up)
 
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            socks.append(conn)
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    def on_connect(conn: socket.socket) -> None:
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}", reached, gate
-    finally:
-        gate.set()
-        server.close()
-        for s in socks:
-            with contextlib.suppress(OSError):
-                s.close()
+    with _listening(on_connect, socks) as port:
+        try:
+            yield f"http://127.0.0.1:{port}", reached, gate
+        finally:
+            gate.set()

@@ -32,6 +32,7 @@ from parallels import naming
 from parallels.pods import ClusterConfig
 from parallels.settings import Settings
 from parallels.watch import start_dag
+from tests.conftest import wait_for
 from tests.integration.helpers import (
     by_kind,
     node,
@@ -40,7 +41,7 @@ from tests.integration.helpers import (
     served_api,
     steps_repo,
 )
-from tests.kube_fakes import NS, Behaviour, FakeApiServer, FakeKubelet, FakeRegistry, wait_for
+from tests.kube_fakes import NS, Behaviour, FakeApiServer, FakeKubelet, FakeRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,12 +12,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from parallels import deathsig
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
@@ -50,13 +50,6 @@ def _cmdline(pid: int) -> list[bytes]:
         return []
 
 
-def _wait_for(check, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"waited {timeout:g}s for {what}"
-        time.sleep(0.05)
-
-
 def _gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -76,10 +69,10 @@ def test_the_child_dies_when_its_parent_is_killed(mode):
     try:
         assert parent.stdout is not None
         child = int(parent.stdout.readline())
-        _wait_for(lambda: _cmdline(child)[:2] == [b"sleep", b"300"], f"{child} to exec sleep")
+        wait_for(lambda: _cmdline(child)[:2] == [b"sleep", b"300"], 10, f"{child} to exec sleep")
         parent.kill()
         parent.wait()
-        _wait_for(lambda: _gone(child), f"child {child} to die with its killed parent")
+        wait_for(lambda: _gone(child), 10, f"child {child} to die with its killed parent")
     finally:
         parent.kill()
         parent.wait()
